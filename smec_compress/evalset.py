@@ -1,0 +1,69 @@
+"""What ``eval`` scores: corpus and query vectors plus the qrels that judge them.
+
+Either a BEIR directory (texts embedded through the cache, so a second run embeds nothing) or a
+pre-embedded corpus Parquet whose queries sit beside it as ``NAME.queries.parquet`` (the layout
+``embed`` writes), with a qrels file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .beir import Qrels, is_beir_dir, read_qrels
+from .cache import cached_embeddings
+from .embed import Embedder, Progress, output_paths, text_sources
+from .errors import SmecError
+from .io import Embeddings, read_embeddings
+
+
+@dataclass
+class EvalSet:
+    corpus: Embeddings
+    queries: Embeddings
+    qrels: Qrels
+    model: str | None
+    embedded_now: int  # sources the model had to embed (0 on a cache hit)
+
+
+def check_qrels(qrels: Qrels, corpus: Embeddings, queries: Embeddings) -> list[str]:
+    """Warnings for judgements that name ids absent from the vectors (they cannot be retrieved)."""
+    docs, qs = set(corpus.ids), set(queries.ids)
+    unknown_q = sum(q not in qs for q in qrels)
+    unknown_d = sum(d not in docs for rel in qrels.values() for d in rel)
+    warnings = []
+    if unknown_q:
+        warnings.append(f"{unknown_q} of {len(qrels)} judged queries are not among the queries (skipped)")
+    if unknown_d:
+        warnings.append(f"{unknown_d} judgements name documents not in the corpus (they count as misses)")
+    if unknown_q == len(qrels):
+        raise SmecError("no judged query is among the queries: do the qrels belong to this dataset?")
+    return warnings
+
+
+def load_evalset(
+    dataset: Path,
+    *,
+    qrels_path: Path | None,
+    split: str,
+    model: Path | None,
+    cache_dir: Path,
+    progress: dict[str, Progress] | None = None,
+) -> EvalSet:
+    if is_beir_dir(dataset):
+        qrels = read_qrels(qrels_path or dataset / "qrels" / f"{split}.tsv")
+        embedder = Embedder(model)
+        loaded, misses = {}, 0
+        for role, source in text_sources(dataset).items():
+            loaded[role], hit = cached_embeddings(embedder, source, cache_dir, progress=(progress or {}).get(role))
+            misses += not hit
+        return EvalSet(loaded["corpus"], loaded["queries"], qrels, embedder.name, misses)
+    if dataset.suffix == ".parquet":
+        if qrels_path is None:
+            raise SmecError(f"{dataset}: pre-embedded input needs --qrels (a BEIR qrels TSV)")
+        queries_path = output_paths(dataset, ["queries"])["queries"]
+        if not queries_path.exists():
+            raise SmecError(f"{dataset}: expected the query vectors beside it in {queries_path}")
+        corpus = read_embeddings(dataset)
+        return EvalSet(corpus, read_embeddings(queries_path), read_qrels(qrels_path), corpus.meta.model, 0)
+    raise SmecError(f"{dataset}: expected a BEIR directory or a corpus .parquet written by `embed`")

@@ -1,0 +1,287 @@
+"""Embeddings on disk: Parquet with one row per vector.
+
+Layout: a string ``id`` column and an ``embedding`` column of ``fixed_size_list<float32>[D]``,
+plus any other columns (passed through by ``compress``). Schema metadata under the key
+``smec_compress`` records the model, dimension, normalisation and a fingerprint of the model,
+so a head fitted on one embedder refuses vectors from another. On read we also accept
+``list<float>`` columns and float16/float64 values, so files written by other tools work, and a
+directory of Parquet files is one dataset.
+
+Reading streams record batches into one preallocated ``(N, D)`` float32 array: peak memory is
+the array plus one batch, and no Python loop runs per row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import SmecError
+
+META_KEY = b"smec_compress"
+DEFAULT_BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class EmbeddingMeta:
+    """What produced a file's vectors; ``None`` where a foreign file does not say."""
+
+    model: str | None = None
+    dim: int | None = None
+    normalized: bool | None = None
+    fingerprint: str | None = None  # of the embedding model's files
+    kind: str | None = None  # "corpus" or "queries" when written by `embed`
+    head_fingerprint: str | None = None  # set by `compress`
+    source_dim: int | None = None  # input dim of the head that compressed these vectors
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}).encode()
+
+    @classmethod
+    def from_schema(cls, schema: pa.Schema) -> "EmbeddingMeta":
+        raw = (schema.metadata or {}).get(META_KEY)
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return cls()
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the id and vector columns (overridable for files from other tools)."""
+
+    id: str = "id"
+    embedding: str = "embedding"
+
+
+@dataclass
+class Embeddings:
+    """A whole embedding file in memory."""
+
+    ids: list[str]
+    vectors: np.ndarray  # (N, D) float32
+    meta: EmbeddingMeta = field(default_factory=EmbeddingMeta)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+@dataclass
+class Batch:
+    """One streamed record batch: ids, vectors, and the other columns to pass through."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    rest: pa.Table
+    path: Path
+
+
+def parquet_files(path: str | Path) -> list[Path]:
+    """The Parquet files of a dataset: the file itself, or a directory's ``*.parquet`` sorted."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            raise SmecError(f"{path}: directory holds no .parquet files")
+        return files
+    if not path.exists():
+        raise SmecError(f"{path}: file not found")
+    return [path]
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SmecError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _check_columns(path: Path, schema: pa.Schema, columns: Columns) -> None:
+    names = schema.names
+    for role, name in (("id", columns.id), ("embedding", columns.embedding)):
+        if name not in names:
+            flag = "--id-column" if role == "id" else "--embedding-column"
+            raise SmecError(f"{path}: no {role} column {name!r} (columns: {', '.join(names)}; choose one with {flag})")
+
+
+def vectors_from_arrow(array: pa.Array, *, where: str, first_row: int = 0) -> np.ndarray:
+    """A list/fixed-size-list column as a 2-D float32 array, without a loop over rows.
+
+    Ragged rows, nulls and non-float values are errors that say how many rows and where.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    kind = array.type
+    if not (pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        raise SmecError(f"{where}: embedding column has type {kind}, expected a list of floats")
+    if not pa.types.is_floating(kind.value_type):
+        raise SmecError(f"{where}: embedding values have type {kind.value_type}, expected float16/32/64")
+    if array.null_count:
+        raise SmecError(f"{where}: {array.null_count} rows have no embedding (null)")
+    n = len(array)
+    if pa.types.is_fixed_size_list(kind):
+        dim = kind.list_size
+    else:
+        lengths = np.diff(array.offsets.to_numpy())
+        dim = int(lengths[0]) if n else 0
+        ragged = np.flatnonzero(lengths != dim)
+        if len(ragged):
+            raise SmecError(
+                f"{where}: ragged embeddings: {len(ragged)} of {n} rows differ from the first row's "
+                f"length {dim} (first at row {first_row + int(ragged[0])}, length {int(lengths[ragged[0]])})"
+            )
+    values = array.flatten()
+    if values.null_count:
+        raise SmecError(f"{where}: {values.null_count} null values inside embeddings")
+    flat = values.to_numpy(zero_copy_only=False)
+    return flat.reshape(n, dim).astype(np.float32, copy=False)
+
+
+def iter_batches(
+    path: str | Path,
+    *,
+    columns: Columns = Columns(),
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    check_finite: bool = True,
+) -> Iterator[Batch]:
+    """Stream a file or directory of Parquet files as batches with bounded memory.
+
+    Every file must hold vectors of one dimension; NaN/inf rows are an error (counted per batch).
+    """
+    dim: int | None = None
+    first: Path | None = None
+    for file in parquet_files(path):
+        pf = open_parquet(file)
+        _check_columns(file, pf.schema_arrow, columns)
+        first_row = 0
+        for record_batch in pf.iter_batches(batch_size=batch_rows):
+            table = pa.Table.from_batches([record_batch])
+            where = f"{file}, column {columns.embedding!r}"
+            vectors = vectors_from_arrow(table.column(columns.embedding), where=where, first_row=first_row)
+            first_row += len(vectors)
+            if dim is None:
+                dim, first = vectors.shape[1], file
+            elif vectors.shape[1] != dim and len(vectors):
+                raise SmecError(f"{file}: vectors have {vectors.shape[1]} dims but {first} has {dim}")
+            if check_finite:
+                _check_finite(vectors, table.column(columns.id), where=where)
+            ids = [str(x) for x in table.column(columns.id).to_pylist()]
+            yield Batch(ids, vectors, table.drop_columns([columns.id, columns.embedding]), file)
+
+
+def _check_finite(vectors: np.ndarray, ids: pa.ChunkedArray, *, where: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad):
+        raise SmecError(f"{where}: {len(bad)} rows contain NaN or inf (first id {ids[int(bad[0])].as_py()!r})")
+
+
+def read_meta(path: str | Path) -> EmbeddingMeta:
+    """The metadata of a dataset (its first file's)."""
+    return EmbeddingMeta.from_schema(open_parquet(parquet_files(path)[0]).schema_arrow)
+
+
+def count_rows(path: str | Path) -> int:
+    return sum(open_parquet(f).metadata.num_rows for f in parquet_files(path))
+
+
+def read_embeddings(
+    path: str | Path,
+    *,
+    columns: Columns = Columns(),
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    check_finite: bool = True,
+) -> Embeddings:
+    """A whole dataset as ids + one ``(N, D)`` float32 array, filled batch by batch."""
+    total = count_rows(path)
+    if total == 0:
+        raise SmecError(f"{path}: no rows")
+    ids: list[str] = []
+    out: np.ndarray | None = None
+    row = 0
+    for batch in iter_batches(path, columns=columns, batch_rows=batch_rows, check_finite=check_finite):
+        if out is None:
+            out = np.empty((total, batch.vectors.shape[1]), dtype=np.float32)
+        out[row : row + len(batch.ids)] = batch.vectors
+        row += len(batch.ids)
+        ids.extend(batch.ids)
+    meta = read_meta(path)
+    return Embeddings(ids, out, replace(meta, dim=int(out.shape[1])))
+
+
+class EmbeddingWriter:
+    """Write embeddings in row groups to a temporary name, renamed into place on success.
+
+    A failure (or Ctrl-C) part way leaves no file under the final name, and never clobbers an
+    existing good file with a half-written one.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        dim: int,
+        meta: EmbeddingMeta = EmbeddingMeta(),
+        *,
+        rest_schema: pa.Schema | None = None,
+        columns: Columns = Columns(),
+    ) -> None:
+        self.path = Path(path)
+        self.dim = dim
+        self.columns = columns
+        fields = [pa.field(columns.id, pa.string()), pa.field(columns.embedding, pa.list_(pa.float32(), dim))]
+        fields += list(rest_schema or [])
+        meta = replace(meta, dim=dim)
+        self.schema = pa.schema(fields, metadata={META_KEY: meta.to_bytes()})
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def __enter__(self) -> "EmbeddingWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+        return self
+
+    def write(self, ids: list[str], vectors: np.ndarray, rest: pa.Table | None = None) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(vectors) != len(ids):
+            raise SmecError(f"{self.path}: expected {len(ids)} vectors of {self.dim} dims, got shape {vectors.shape}")
+        embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim)
+        arrays = [pa.array(ids, pa.string()), embedding]
+        if rest is not None:
+            arrays += [rest.column(name) for name in rest.column_names]
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.rows += len(ids)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def write_embeddings(
+    path: str | Path,
+    ids: list[str],
+    vectors: np.ndarray,
+    meta: EmbeddingMeta = EmbeddingMeta(),
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> Path:
+    """Write a whole array (in row groups of ``batch_rows``) atomically."""
+    if len(ids) == 0:
+        raise SmecError(f"{path}: refusing to write an empty embedding file")
+    with EmbeddingWriter(path, int(vectors.shape[1]), meta) as writer:
+        for start in range(0, len(ids), batch_rows):
+            writer.write(ids[start : start + batch_rows], vectors[start : start + batch_rows])
+    return Path(path)
