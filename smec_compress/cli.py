@@ -210,6 +210,20 @@ def evaluate(
         out.print(f"report written to {report_dir}")
 
 
+@app.command()
+def serve(
+    head_dir: Annotated[Optional[Path], typer.Option("--head", help="Head to serve (env SMEC_HEAD_DIR).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where documents and indexes persist (env SMEC_DATA_DIR).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+) -> None:
+    """Run the HTTP service (compress, search, documents); other settings come from SMEC_* env vars."""
+    from service.app import serve as run_service
+
+    overrides = {k: v for k, v in {"head_dir": head_dir, "data_dir": data_dir}.items() if v is not None}
+    run_service(host=host, port=port, **overrides)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (traceback with --debug)."""
     debug = "--debug" in sys.argv[1:]

@@ -66,8 +66,11 @@ class Embedder:
     def model(self):  # sentence_transformers.SentenceTransformer
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # our own rich bar is the one progress display
         try:
             return SentenceTransformer(str(self.folder), device=self.device)
         except Exception as exc:  # noqa: BLE001 - any load failure means a bad model folder to the user
@@ -75,7 +78,9 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
 
     def encode(self, texts: list[str], *, batch_size: int = 64, normalize: bool = True) -> np.ndarray:
         vectors = self.model.encode(
@@ -83,8 +88,14 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
+    @property
+    def normalizes(self) -> bool:
+        """Whether the model's own pipeline ends in a Normalize module (all-MiniLM-L6-v2 does)."""
+        return any(type(module).__name__ == "Normalize" for module in self.model)
+
     def meta(self, *, normalize: bool, kind: str | None = None) -> EmbeddingMeta:
-        return EmbeddingMeta(model=self.name, dim=self.dim, normalized=normalize, fingerprint=self.fingerprint, kind=kind)
+        normalized = normalize or self.normalizes
+        return EmbeddingMeta(model=self.name, dim=self.dim, normalized=normalized, fingerprint=self.fingerprint, kind=kind)
 
 
 @dataclass(frozen=True)
