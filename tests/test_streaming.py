@@ -1,0 +1,76 @@
+"""compress: streaming a head over Parquet keeps ids and columns, records provenance, refuses misuse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from smec_compress.errors import SmecError
+from smec_compress.head import SMEC
+from smec_compress.io import EmbeddingMeta, read_embeddings, write_embeddings
+from smec_compress.streaming import compress_file
+
+from .conftest import run_cli, unit_rows
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    x = unit_rows(rng, 300, 32)
+    head = SMEC(dims=(16, 8), epochs_per_stage=1, progress=False, seed=0).fit(x, embedder_fingerprint="fp-a")
+    root = tmp_path_factory.mktemp("head")
+    head.save(root / "head")
+    return head, root / "head", x
+
+
+def write_with_extra(path, x, fingerprint="fp-a"):
+    meta = EmbeddingMeta(model="m", fingerprint=fingerprint, kind="corpus")
+    table = pa.table({
+        "id": [f"d{i}" for i in range(len(x))],
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1]),
+        "lang": ["en", "de"] * (len(x) // 2),
+    }).replace_schema_metadata({b"smec_compress": meta.to_bytes()})
+    pq.write_table(table, path)
+
+
+def test_compress_equals_transform_and_keeps_columns(tmp_path, fitted):
+    head, _, x = fitted
+    write_with_extra(tmp_path / "in.parquet", x)
+    rows = compress_file(head, tmp_path / "in.parquet", tmp_path / "out.parquet", dim=8, batch_rows=64)
+    out = read_embeddings(tmp_path / "out.parquet")
+    assert rows == 300 and out.ids == [f"d{i}" for i in range(300)]
+    np.testing.assert_allclose(out.vectors, head.transform(x, 8), atol=1e-6)  # batching changes BLAS blocking
+    assert pq.read_table(tmp_path / "out.parquet").column("lang").to_pylist()[:2] == ["en", "de"]
+    assert out.meta.dim == 8 and out.meta.head_fingerprint == head.fingerprint and out.meta.source_dim == 32
+    assert out.meta.fingerprint == "fp-a" and out.meta.kind == "corpus"
+
+
+def test_refuses_unknown_dim_other_dimension_and_other_embedder(tmp_path, fitted):
+    head, _, x = fitted
+    write_with_extra(tmp_path / "in.parquet", x)
+    with pytest.raises(SmecError, match=r"trained dims: \[16, 8\]"):
+        compress_file(head, tmp_path / "in.parquet", tmp_path / "o.parquet", dim=12)
+    write_embeddings(tmp_path / "wide.parquet", ["a"], unit_rows(np.random.default_rng(2), 1, 48))
+    with pytest.raises(SmecError):
+        compress_file(head, tmp_path / "wide.parquet", tmp_path / "o.parquet", dim=8)
+    write_with_extra(tmp_path / "other.parquet", x, fingerprint="fp-b")
+    with pytest.raises(SmecError):
+        compress_file(head, tmp_path / "other.parquet", tmp_path / "o.parquet", dim=8)
+    assert not (tmp_path / "o.parquet").exists()
+    compress_file(head, tmp_path / "other.parquet", tmp_path / "o.parquet", dim=8, force=True)
+    assert read_embeddings(tmp_path / "o.parquet").dim == 8
+
+
+def test_cli_compress_and_errors(tmp_path, fitted):
+    head, head_dir, x = fitted
+    write_with_extra(tmp_path / "in.parquet", x)
+    ok = run_cli("compress", head_dir, tmp_path / "in.parquet", "--dim", "16", "--out", tmp_path / "o.parquet")
+    assert ok.returncode == 0, ok.stderr
+    np.testing.assert_allclose(read_embeddings(tmp_path / "o.parquet").vectors, head.transform(x, 16), atol=1e-6)
+    bad = run_cli("compress", head_dir, tmp_path / "in.parquet", "--dim", "12", "--out", tmp_path / "p.parquet")
+    assert bad.returncode == 2 and "trained dims: [16, 8]" in bad.stderr and "Traceback" not in bad.stderr
+    missing = run_cli("compress", tmp_path / "nohead", tmp_path / "in.parquet", "--dim", "8", "--out", tmp_path / "p.parquet")
+    assert missing.returncode == 2 and "nohead" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "p.parquet").exists()
