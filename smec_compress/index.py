@@ -1,0 +1,135 @@
+"""FAISS indexes over compressed Parquet vectors, chosen to fit a memory budget.
+
+The choice is a short cascade in the spirit of autofaiss: exact ``Flat`` while the corpus is
+small and fits, ``HNSW32`` while the raw vectors plus graph links fit, else ``IVF{nlist},PQ{m}``
+whose codes take ``m`` bytes a vector (``np``: no polysemous training). Vectors are added in streamed batches; FAISS labels are
+row positions and the string ids go beside the index in ``ids.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import SmecError
+from .io import DEFAULT_BATCH_ROWS, Columns, count_rows, iter_batches, read_meta
+from .sampling import sample_embeddings
+
+EXACT_MAX_ROWS = 1_000_000
+HNSW_MAX_ROWS = 10_000_000
+HNSW_LINK_BYTES = 32 * 2 * 4  # M=32: about 2M int32 links a vector at level 0
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """'4G' -> 4 GiB; '512M', '1.5T' and plain byte counts too."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
+    if not match:
+        raise SmecError(f"memory budget {text!r}: expected a size such as 512M, 4G or 1.5T")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def pq_bytes(dim: int, budget_per_vector: float) -> int:
+    """Largest PQ code size m (bytes) that divides ``dim``, fits the budget and is at most dim/2."""
+    for m in range(min(dim // 2, 64), 0, -1):
+        if dim % m == 0 and m <= budget_per_vector:
+            return m
+    raise SmecError(f"no PQ code of at most {budget_per_vector:.1f} bytes a vector divides dim {dim}: raise --max-memory")
+
+
+def choose_factory(n: int, dim: int, max_memory: int) -> str:
+    """The index for ``n`` vectors of ``dim`` under ``max_memory`` bytes (exact when possible)."""
+    raw = n * dim * 4
+    if n <= EXACT_MAX_ROWS and raw <= max_memory:
+        return "Flat"
+    if n <= HNSW_MAX_ROWS and raw + n * HNSW_LINK_BYTES <= max_memory:
+        return "HNSW32,Flat"
+    nlist = 2 ** max(4, round(math.log2(4 * math.sqrt(n))))
+    m = pq_bytes(dim, (max_memory - nlist * dim * 4) / max(n, 1) - 8)  # 8 bytes/vector of list ids
+    return f"IVF{nlist},PQ{m}np"  # np: skip polysemous training, 30x slower and unused by IP search
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    factory: str
+    dim: int
+    count: int
+    metric: str
+    head_fingerprint: str | None
+    embedder_fingerprint: str | None
+
+
+def build_index(
+    path,
+    out_dir,
+    *,
+    factory: str | None = None,
+    max_memory: int = parse_bytes("4G"),
+    columns: Columns = Columns(),
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    train_rows: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> IndexInfo:
+    """Build an inner-product index over every vector of ``path``, saved atomically in ``out_dir``."""
+    n = count_rows(path)
+    if n == 0:
+        raise SmecError(f"{path}: no rows to index")
+    meta = read_meta(path)
+    sample, _ = sample_embeddings(path, train_rows or max(100_000, 64 * 1024), seed=seed, columns=columns)
+    dim = sample.dim
+    factory = factory or choose_factory(n, dim, max_memory)
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise SmecError(f"FAISS factory string {factory!r} is not valid for dim {dim}: {exc}") from None
+    if not index.is_trained:
+        index.train(sample.vectors)
+    del sample
+    ids: list[str] = []
+    for batch in iter_batches(path, columns=columns, batch_rows=batch_rows):
+        index.add(np.ascontiguousarray(batch.vectors))
+        ids.extend(batch.ids)
+        if progress:
+            progress(len(batch.ids))
+    info = IndexInfo(factory, dim, index.ntotal, "inner_product", meta.head_fingerprint, meta.fingerprint)
+    _save(index, ids, info, Path(out_dir))
+    return info
+
+
+def _save(index, ids: list[str], info: IndexInfo, out_dir: Path) -> None:
+    """Write to a sibling temp dir, then rename over the target: readers never see half an index."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(tmp / "index.faiss"))
+    pq.write_table(pa.table({"id": pa.array(ids, pa.string())}), tmp / "ids.parquet")
+    (tmp / "index.json").write_text(json.dumps(asdict(info), indent=2))
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    else:
+        tmp.rename(out_dir)
+
+
+def load_index(index_dir) -> tuple[faiss.Index, list[str], IndexInfo]:
+    index_dir = Path(index_dir)
+    for name in ("index.faiss", "ids.parquet", "index.json"):
+        if not (index_dir / name).is_file():
+            raise SmecError(f"{index_dir}: missing {name} (not an index built by `smec-compress index`)")
+    info = IndexInfo(**json.loads((index_dir / "index.json").read_text()))
+    ids = pq.read_table(index_dir / "ids.parquet").column("id").to_pylist()
+    return faiss.read_index(str(index_dir / "index.faiss")), ids, info

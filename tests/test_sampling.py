@@ -1,0 +1,48 @@
+"""Uniform sampling and streaming PCA over Parquet without loading it whole."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smec_compress.baselines import PCA
+from smec_compress.io import write_embeddings
+from smec_compress.sampling import sample_embeddings, streaming_pca
+
+from .conftest import unit_rows
+
+
+def test_sample_is_a_subset_of_the_right_size_and_deterministic(tmp_path, rng):
+    x = unit_rows(rng, 5000, 8)
+    write_embeddings(tmp_path / "e.parquet", [str(i) for i in range(5000)], x, batch_rows=700)
+    s, total = sample_embeddings(tmp_path / "e.parquet", 400, seed=3, batch_rows=512)
+    again, _ = sample_embeddings(tmp_path / "e.parquet", 400, seed=3, batch_rows=512)
+    assert total == 5000 and len(s.ids) == 400 and len(set(s.ids)) == 400
+    np.testing.assert_array_equal(s.vectors, x[[int(i) for i in s.ids]])
+    assert s.ids == again.ids
+
+
+def test_sample_is_uniform_over_positions(tmp_path, rng):
+    """Each row's inclusion probability is n/N: late rows are not under-sampled."""
+    n_rows, n = 4000, 1000
+    write_embeddings(tmp_path / "e.parquet", [str(i) for i in range(n_rows)], unit_rows(rng, n_rows, 2))
+    counts = np.zeros(4)
+    for seed in range(20):
+        s, _ = sample_embeddings(tmp_path / "e.parquet", n, seed=seed, batch_rows=256)
+        counts += np.bincount(np.array(s.ids, dtype=int) // 1000, minlength=4)
+    share = counts / counts.sum()
+    np.testing.assert_allclose(share, 0.25, atol=0.02)  # binomial sd ~0.002 per quarter
+
+
+def test_small_dataset_is_returned_whole(tmp_path, rng):
+    x = unit_rows(rng, 10, 4)
+    write_embeddings(tmp_path / "e.parquet", list("abcdefghij"), x)
+    s, total = sample_embeddings(tmp_path / "e.parquet", 100)
+    assert total == 10 and s.ids == list("abcdefghij")
+
+
+def test_streaming_pca_equals_in_memory_pca(tmp_path, rng):
+    x = rng.standard_normal((3000, 12)).astype(np.float32) * np.linspace(3, 0.1, 12).astype(np.float32)
+    write_embeddings(tmp_path / "e.parquet", [str(i) for i in range(3000)], x, batch_rows=500)
+    streamed, whole = streaming_pca(tmp_path / "e.parquet", batch_rows=333), PCA().fit(x)
+    np.testing.assert_allclose(streamed.explained_variance_, whole.explained_variance_, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(streamed.transform(x, 5)), np.abs(whole.transform(x, 5)), atol=1e-4)
