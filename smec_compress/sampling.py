@@ -22,9 +22,11 @@ def sample_embeddings(
     seed: int = 0,
     columns: Columns = Columns(),
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    keep_ids: set[str] = frozenset(),
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Embeddings, int]:
-    """``(sample, total_rows)``: a uniform random sample of ``n`` rows (all rows if fewer).
+    """``(sample, total_rows)``: a uniform random sample of ``n`` rows (all rows if fewer), plus
+    every row whose id is in ``keep_ids`` (e.g. documents that supervised pairs need).
 
     Reservoir sampling (Algorithm R), vectorised per batch: row ``t`` (0-based, t >= n) draws
     ``j`` uniform in ``[0, t]`` and replaces slot ``j`` when ``j < n``. Within a batch a later row
@@ -42,8 +44,14 @@ def sample_embeddings(
     rng = np.random.default_rng(seed)
     ids = np.empty(n, dtype=object)
     vectors: np.ndarray | None = None
+    kept_ids: list[str] = []
+    kept_vectors: list[np.ndarray] = []
     seen = 0
     for batch in iter_batches(path, columns=columns, batch_rows=batch_rows):
+        if keep_ids:
+            wanted = np.flatnonzero([i in keep_ids for i in batch.ids])
+            kept_ids += [batch.ids[i] for i in wanted]
+            kept_vectors.append(batch.vectors[wanted])
         if vectors is None:
             vectors = np.empty((n, batch.vectors.shape[1]), dtype=np.float32)
         rows = np.arange(seen, seen + len(batch.ids))
@@ -59,7 +67,12 @@ def sample_embeddings(
         seen += len(batch.ids)
         if progress:
             progress(len(batch.ids))
-    return Embeddings(ids.tolist(), vectors, read_meta(path)), total
+    sample = Embeddings(ids.tolist(), vectors, read_meta(path))
+    if kept_ids:
+        extra = np.flatnonzero(~np.isin(np.asarray(kept_ids, dtype=object), ids))
+        sample.ids += [kept_ids[i] for i in extra]
+        sample.vectors = np.concatenate([vectors, np.concatenate(kept_vectors)[extra]])
+    return sample, total
 
 
 def streaming_pca(path, *, columns: Columns = Columns(), batch_rows: int = DEFAULT_BATCH_ROWS) -> PCA:

@@ -46,3 +46,11 @@ def test_streaming_pca_equals_in_memory_pca(tmp_path, rng):
     streamed, whole = streaming_pca(tmp_path / "e.parquet", batch_rows=333), PCA().fit(x)
     np.testing.assert_allclose(streamed.explained_variance_, whole.explained_variance_, rtol=1e-6)
     np.testing.assert_allclose(np.abs(streamed.transform(x, 5)), np.abs(whole.transform(x, 5)), atol=1e-4)
+
+
+def test_keep_ids_are_always_in_the_sample(tmp_path, rng):
+    x = unit_rows(rng, 3000, 4)
+    write_embeddings(tmp_path / "e.parquet", [str(i) for i in range(3000)], x)
+    s, _ = sample_embeddings(tmp_path / "e.parquet", 100, keep_ids={"5", "2999", "1234"}, batch_rows=500)
+    assert {"5", "2999", "1234"} <= set(s.ids) and len(set(s.ids)) == len(s.ids) and 100 <= len(s.ids) <= 103
+    np.testing.assert_array_equal(s.vectors, x[[int(i) for i in s.ids]])

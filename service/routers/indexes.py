@@ -1,0 +1,24 @@
+"""GET /indexes: what each served dim's index holds and costs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, Depends
+
+from ..deps import RuntimeDep, StoreDep, require_read
+from ..schemas import IndexesResponse
+
+router = APIRouter(tags=["indexes"], dependencies=[Depends(require_read)])
+
+
+@router.get("/indexes", response_model=IndexesResponse, summary="Per dim: count, bytes/vector, index type, memory")
+def indexes(runtime: RuntimeDep, store: StoreDep) -> IndexesResponse:
+    return IndexesResponse(
+        documents=len(store),
+        input_dim=store.input_dim,
+        head_fingerprint=store.head.fingerprint,
+        default_dim=runtime.default_dim,
+        served_dims=list(store.dims),
+        indexes=[asdict(s) for s in store.stats()],
+    )

@@ -1,0 +1,125 @@
+"""Request and response models (kept apart: what clients send is not what they get back).
+
+Request models are flat (no nested models) so their JSON schema can be inlined in the OpenAPI
+request body next to the ``application/x-npy`` alternative.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Vectors = list[list[float]]
+
+
+def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
+    given = [n for n in names if getattr(model, n) is not None]
+    if len(given) != 1:
+        what = "none" if not given else " and ".join(given)
+        raise ValueError(f"give exactly one of {', '.join(names)} (got {what})")
+
+
+class CompressRequest(BaseModel):
+    """Full-dimension vectors (or texts, when the server has an embedder) to compress."""
+
+    model_config = ConfigDict(extra="forbid")
+    vectors: Vectors | None = Field(None, min_length=1, description="Rows of the head's input dim.")
+    texts: list[str] | None = Field(None, min_length=1, description="Texts to embed first (needs SMEC_EMBEDDER).")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "CompressRequest":
+        _exactly_one(self, ("vectors", "texts"))
+        return self
+
+
+class SearchRequest(BaseModel):
+    """One or more queries, as full-dimension vectors or texts; they go through the same head."""
+
+    model_config = ConfigDict(extra="forbid")
+    vector: list[float] | None = Field(None, min_length=1)
+    vectors: Vectors | None = Field(None, min_length=1)
+    text: str | None = None
+    texts: list[str] | None = Field(None, min_length=1)
+    k: int = Field(10, ge=1, description="Results per query (at most SMEC_MAX_K).")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "SearchRequest":
+        _exactly_one(self, ("vector", "vectors", "text", "texts"))
+        return self
+
+
+class DocumentsRequest(BaseModel):
+    """Documents to insert or replace: one id per full-dimension vector (or text)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] = Field(min_length=1, description="1..256 characters each, no '/' or control characters.")
+    vectors: Vectors | None = Field(None, min_length=1)
+    texts: list[str] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "DocumentsRequest":
+        _exactly_one(self, ("vectors", "texts"))
+        return self
+
+
+class CompressResponse(BaseModel):
+    dim: int
+    vectors: Vectors
+
+
+class Hit(BaseModel):
+    id: str
+    score: float = Field(description="Inner product of the compressed, L2-normalised vectors (cosine).")
+
+
+class SearchResponse(BaseModel):
+    dim: int
+    k: int
+    results: list[list[Hit]] = Field(description="Per query, best first; fewer than k when the store holds fewer.")
+
+
+class UpsertResponse(BaseModel):
+    created: int
+    updated: int
+    documents: int = Field(description="Documents in the store after this write.")
+
+
+class DocumentResponse(BaseModel):
+    id: str
+    vector: list[float] = Field(description="The stored full-dimension vector.")
+
+
+class DeleteResponse(BaseModel):
+    id: str
+    deleted: bool
+
+
+class IndexInfo(BaseModel):
+    dim: int
+    count: int
+    bytes_per_vector: int
+    index_type: str = Field(description="FAISS factory string (segments under SMEC_INDEX_MIN_ROWS rows are Flat).")
+    segments: int
+    memory_bytes: int = Field(description="Estimate: codes, id maps, graph links / centroids.")
+
+
+class IndexesResponse(BaseModel):
+    documents: int
+    input_dim: int
+    head_fingerprint: str
+    default_dim: int
+    served_dims: list[int]
+    indexes: list[IndexInfo]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    ready: bool
+    status: str
+    detail: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,42 @@
+"""Service configuration: every field is also an environment variable ``SMEC_<NAME>``.
+
+Built once per app in ``create_app(settings)`` (tests pass their own); never read at import time.
+Lists and maps come from JSON in the environment, e.g. ``SMEC_DIMS='[64, 32]'`` and
+``SMEC_INDEX_FACTORIES='{"64": "HNSW32"}'``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMEC_", extra="ignore")
+
+    head_dir: Path | None = Field(None, description="Directory of a head saved by `smec-compress fit`.")
+    data_dir: Path = Field(Path("data"), description="Where documents, the write-ahead log and index snapshots live.")
+    dims: list[int] | None = Field(None, description="Dims to index and serve (default: every dim of the head).")
+    default_dim: int | None = Field(None, description="Dim used when a request gives none (default: the largest served).")
+    index_factory: str = Field("Flat", description="FAISS factory string for every dim (exact inner product by default).")
+    index_factories: dict[int, str] = Field(default_factory=dict, description="Per-dim factory overrides, e.g. HNSW32.")
+    index_params: str = Field("", description="FAISS ParameterSpace string applied to built indexes, e.g. nprobe=16.")
+    index_min_rows: int = Field(50_000, ge=1, description="Segments smaller than this are exact Flat indexes.")
+    snapshot_every: int = Field(1000, ge=1, description="Log records between index snapshots (bounds replay at start).")
+    fsync: bool = Field(True, description="fsync the log before acknowledging a write (turn off only for throwaway data).")
+    reindex: bool = Field(False, description="Rebuild the indexes at start when the head or index settings changed.")
+    embedder: str | None = Field(None, description="'default' for the bundled all-MiniLM-L6-v2, a model folder, or unset (no texts).")
+    embedder_force: bool = Field(False, description="Serve the head even if it was fitted on another embedder.")
+    api_key: SecretStr | None = Field(None, description="Bearer token required for writes (and reads with auth_reads).")
+    auth_reads: bool = Field(False, description="Also require the API key for compress, search and reads.")
+    max_body_bytes: int = Field(64 * 2**20, ge=1024, description="Larger request bodies get 413.")
+    max_batch: int = Field(4096, ge=1, description="Most vectors or texts in one request.")
+    max_k: int = Field(1000, ge=1, description="Largest k a search may ask for.")
+    max_text_chars: int = Field(20_000, ge=1, description="Longest text accepted.")
+    faiss_threads: int | None = Field(
+        1, ge=1, description="OpenMP threads per FAISS search. 1 by default: requests already run in parallel, and "
+        "on shared cores OpenMP spin-waiting made single-query search ~10x slower in bench/service.py. Unset: FAISS default.")
+    background_load: bool = Field(True, description="Load head and indexes after the server starts (/readyz says when).")
+    log_level: str = Field("info", description="uvicorn and service log level.")

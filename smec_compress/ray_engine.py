@@ -1,0 +1,156 @@
+"""``--engine ray``: the same embed/compress jobs as Ray Data pipelines.
+
+``read_parquet -> map_batches(callable class) -> write_parquet`` on a local Ray that the command
+starts, or on an existing cluster given by ``--ray-address``. Each actor loads the head (or the
+embedding model) once; batches stay Arrow tables end to end. The output is a directory of
+Parquet files, written under a temporary name and renamed when the job has finished, which every
+reader here treats as one dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import SmecError
+from .io import META_KEY, Columns, EmbeddingMeta, count_rows, iter_batches, parquet_files, read_meta, vectors_from_arrow
+
+
+def _fixed_list(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+
+
+class CompressBatch:
+    """Ray actor: load the head once, then compress Arrow batches, keeping every other column."""
+
+    def __init__(self, head_dir: str, dim: int, columns: Columns) -> None:
+        from .head import SMEC
+
+        self.head = SMEC.load(head_dir)
+        self.dim = dim
+        self.columns = columns
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        """``[id (string), embedding[dim], other columns]``: the local engine's layout."""
+        where = f"column {self.columns.embedding!r}"
+        vectors = vectors_from_arrow(table.column(self.columns.embedding), where=where)
+        if not np.isfinite(vectors).all():
+            raise SmecError(f"{where}: {int((~np.isfinite(vectors).all(axis=1)).sum())} rows contain NaN or inf")
+        ids = table.column(self.columns.id).cast(pa.string())
+        rest = table.drop_columns([self.columns.id, self.columns.embedding])
+        compressed = _fixed_list(self.head.transform(vectors, self.dim))
+        return pa.Table.from_arrays([ids, compressed, *rest.columns], names=[self.columns.id, self.columns.embedding, *rest.column_names])
+
+
+class EmbedBatch:
+    """Ray actor: load the sentence-transformers model once, then embed Arrow batches of texts."""
+
+    def __init__(self, model: str | None, batch_size: int, normalize: bool, id_column: str, text_column: str) -> None:
+        from .embed import Embedder
+
+        self.embedder = Embedder(model)
+        self.batch_size, self.normalize = batch_size, normalize
+        self.id_column, self.text_column = id_column, text_column
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        texts = [t or "" for t in table.column(self.text_column).to_pylist()]
+        vectors = self.embedder.encode(texts, batch_size=self.batch_size, normalize=self.normalize)
+        ids = pa.array([str(x) for x in table.column(self.id_column).to_pylist()], pa.string())
+        return pa.table({"id": ids, "embedding": _fixed_list(vectors)})
+
+
+def _start(address: str | None):
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    return ray
+
+
+def _actors(ray) -> int:
+    """One actor per CPU but one, so read and write tasks always find a CPU to run on."""
+    return max(1, int(ray.available_resources().get("CPU", 1)) - 1)
+
+
+def _write(ds, out_dir: Path, schema: pa.Schema) -> int:
+    """Write to a sibling temp directory, then rename into place: no half-written output."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        ds.write_parquet(str(tmp), schema=schema)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        raise SmecError(f"{out_dir}: already exists; choose another --out or remove it")
+    tmp.rename(out_dir)
+    return count_rows(out_dir)
+
+
+def compress_ray(head, head_dir, input_path, out_dir, *, dim: int, columns: Columns = Columns(),
+                 force: bool = False, batch_rows: int = 65_536, address: str | None = None,
+                 concurrency: int | None = None) -> int:
+    """Compress with Ray Data; same checks and output columns and metadata as the local engine."""
+    if dim not in head.dims_:
+        raise SmecError(f"--dim {dim} is not a trained dim of this head; trained dims: {list(head.dims_)}")
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise SmecError(f"{out_dir}: already exists; choose another --out or remove it")
+    first = next(iter_batches(input_path, columns=columns, batch_rows=1))  # validates columns and dim
+    meta = read_meta(input_path)
+    head.check_input(first.vectors.shape[1], meta.fingerprint, force)
+    out_meta = replace(meta, dim=dim, normalized=True, head_fingerprint=head.fingerprint, source_dim=head.input_dim_)
+    schema = pa.schema(
+        [pa.field(columns.id, pa.string()), pa.field(columns.embedding, pa.list_(pa.float32(), dim))]
+        + [f for f in first.rest.schema], metadata={META_KEY: out_meta.to_bytes()}
+    )
+    ray = _start(address)
+    ds = ray.data.read_parquet([str(f) for f in parquet_files(input_path)])
+    ds = ds.map_batches(
+        CompressBatch, fn_constructor_kwargs={"head_dir": str(head_dir), "dim": dim, "columns": columns},
+        batch_format="pyarrow", batch_size=batch_rows,
+        compute=ray.data.ActorPoolStrategy(size=concurrency or _actors(ray)),
+    )
+    return _write(ds, out_dir, schema)
+
+
+def first_file_schema(input_path) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(parquet_files(input_path)[0])
+
+
+def embed_ray(input_path, out_dir, *, model: str | None = None, batch_size: int = 64, normalize: bool = True,
+              id_column: str = "id", text_column: str = "text", address: str | None = None,
+              concurrency: int | None = None) -> int:
+    """Embed a Parquet file (or directory) of texts with Ray Data, one model per actor."""
+    from .embed import Embedder
+
+    files = parquet_files(input_path)
+    names = first_file_schema(input_path).names
+    for role, name in (("id", id_column), ("text", text_column)):
+        if name not in names:
+            raise SmecError(f"{files[0]}: no {role} column {name!r} (columns: {', '.join(names)})")
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise SmecError(f"{out_dir}: already exists; choose another --out or remove it")
+    embedder = Embedder(model)
+    meta: EmbeddingMeta = embedder.meta(normalize=normalize)
+    schema = pa.schema([pa.field("id", pa.string()), pa.field("embedding", pa.list_(pa.float32(), meta.dim))],
+                       metadata={META_KEY: meta.to_bytes()})
+    ray = _start(address)
+    ds = ray.data.read_parquet([str(f) for f in files]).select_columns([id_column, text_column])
+    ds = ds.map_batches(
+        EmbedBatch, fn_constructor_kwargs={"model": model, "batch_size": batch_size, "normalize": normalize,
+                                           "id_column": id_column, "text_column": text_column},
+        batch_format="pyarrow", batch_size=1024, compute=ray.data.ActorPoolStrategy(size=concurrency or _actors(ray)),
+    )
+    return _write(ds, out_dir, schema)

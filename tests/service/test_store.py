@@ -1,0 +1,173 @@
+"""``service.store`` without HTTP: exactness across segments, recovery, reindex, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from service.store import Store, reindex
+from service.wal import HEADER
+from smec_compress.errors import SmecError
+
+from .conftest import fit_head, unit
+
+
+def brute_force(head, docs: np.ndarray, ids: list[str], queries: np.ndarray, dim: int, k: int) -> list[list[str]]:
+    scores = head.transform(queries, dim) @ head.transform(docs, dim).T
+    return [[ids[i] for i in np.argsort(-row, kind="stable")[:k]] for row in scores]
+
+
+def ids_only(results) -> list[list[str]]:
+    return [[i for i, _ in row] for row in results]
+
+
+def test_many_small_writes_merge_into_few_segments_and_stay_exact(head, tmp_path):
+    store = Store.open(tmp_path, head, snapshot_every=50)
+    x = unit(np.random.default_rng(0), 300)
+    ids = [f"d{i}" for i in range(300)]
+    for start in range(0, 300, 7):  # 43 writes
+        store.upsert(ids[start : start + 7], x[start : start + 7])
+    assert len(store) == 300
+    assert len(store._state.segments) <= 9  # O(log n) segments, not 43
+    q = unit(np.random.default_rng(1), 20)
+    for dim in (32, 16):
+        assert ids_only(store.search(q, dim, 10)) == brute_force(head, x, ids, q, dim, 10)
+    store.close()
+
+
+def test_deletes_and_updates_are_invisible_to_search_and_compacted(head, tmp_path):
+    store = Store.open(tmp_path, head)
+    x = unit(np.random.default_rng(2), 100)
+    ids = [f"d{i}" for i in range(100)]
+    store.upsert(ids, x)
+    assert store.delete(ids[:60] + ["missing"]) == ids[:60]
+    state = store._state
+    assert len(state.tombstones) == 0 and sum(s.rows for s in state.segments) == 40  # >half dead: rewritten
+    q = x[:5]
+    assert ids_only(store.search(q, 16, 40)) == brute_force(head, x[60:], ids[60:], q, 16, 40)
+    store.upsert(["d70"], x[:1])  # an update moves d70
+    assert store.search(x[:1], 32, 1)[0][0][0] == "d70"
+    np.testing.assert_array_equal(store.get("d70"), x[0])
+    assert store.get("d0") is None
+    store.close()
+
+
+def test_torn_tail_of_the_log_is_dropped_and_the_rest_replayed(head, tmp_path):
+    store = Store.open(tmp_path, head)
+    x = unit(np.random.default_rng(3), 30)
+    for i in range(3):
+        store.upsert([f"a{i}", f"b{i}"], x[2 * i : 2 * i + 2])
+    wal = store._wal.path
+    store._wal.close()  # "crash": no snapshot, lock released like a dead process's
+    store._unlock_dir()
+    size = wal.stat().st_size
+    with open(wal, "ab") as fh:  # a record cut off mid-payload, as a crash during write() leaves it
+        fh.write(HEADER.pack(b"SMW1", 1, 1, 48, 10_000, 0) + b"\x00" * 100)
+    reopened = Store.open(tmp_path, head)
+    assert len(reopened) == 6 and wal.stat().st_size == size
+    reopened.upsert(["c"], x[10:11])  # appends after the cut, so a later replay sees it
+    reopened._wal.close()
+    reopened._unlock_dir()
+    again = Store.open(tmp_path, head)
+    assert len(again) == 7 and again.get("c") is not None
+    again.close()
+
+
+def test_snapshot_files_are_self_contained_and_orphans_removed(head, tmp_path):
+    store = Store.open(tmp_path, head, snapshot_every=2)
+    x = unit(np.random.default_rng(4), 20)
+    for i in range(5):
+        store.upsert([f"d{i}"], x[i : i + 1])
+    before = store.search(x, 32, 5)
+    (tmp_path / "seg-99999999.parquet").write_bytes(b"left by a crashed snapshot")
+    store.close()
+    reopened = Store.open(tmp_path, head)
+    assert not (tmp_path / "seg-99999999.parquet").exists()
+    assert reopened.search(x, 32, 5) == before
+    reopened.close()
+
+
+def test_reindex_with_a_new_head_equals_a_fresh_build(head, tmp_path):
+    new_head = fit_head(2)
+    x = unit(np.random.default_rng(5), 80)
+    ids = [f"d{i}" for i in range(80)]
+    store = Store.open(tmp_path / "a", head)
+    store.upsert(ids[:50], x[:50])
+    store.upsert(ids[50:], x[50:])
+    store.delete(["d3"])
+    store.close()
+    with pytest.raises(SmecError, match="reindex"):
+        Store.open(tmp_path / "a", new_head)
+    rebuilt = reindex(tmp_path / "a", new_head)
+    keep = [i for i in range(80) if i != 3]
+    q = unit(np.random.default_rng(6), 10)
+    assert ids_only(rebuilt.search(q, 16, 10)) == brute_force(new_head, x[keep], [ids[i] for i in keep], q, 16, 10)
+    rebuilt.close()
+    assert len(Store.open(tmp_path / "a", new_head)) == 79
+
+
+def test_a_head_of_another_input_dim_is_refused(head, tmp_path):
+    store = Store.open(tmp_path, head)
+    store.upsert(["a"], unit(np.random.default_rng(9), 1))
+    store.close()
+    with pytest.raises(SmecError, match="holds 48-d vectors but the head takes 40-d"):
+        Store.open(tmp_path, fit_head(0, input_dim=40, dims=(16,)))
+
+
+@pytest.mark.parametrize("factory", ["HNSW16", "IVF8,Flat"])
+def test_faiss_factory_indexes_for_large_segments(head, tmp_path, factory):
+    store = Store.open(tmp_path, head, factories={16: factory}, index_min_rows=200, index_params="")
+    x = unit(np.random.default_rng(7), 400)
+    ids = [f"d{i}" for i in range(400)]
+    store.upsert(ids, x)
+    store.delete(["d0"])
+    info = {s.dim: s for s in store.stats()}
+    assert info[16].index_type == factory and info[32].index_type == "Flat"
+    hits = store.search(x[:2], 16, 5)
+    assert hits[1][0][0] == "d1" and "d0" not in {i for i, _ in hits[0]}
+    store.close()
+    assert Store.open(tmp_path, head, factories={16: factory}, index_min_rows=200).search(x[:2], 16, 5) == hits
+
+
+def test_bad_factory_strings_are_refused_with_the_reason(head, tmp_path):
+    with pytest.raises(SmecError, match="not valid for dim 16"):
+        Store.open(tmp_path, head, factories={16: "NoSuchIndex"})
+    with pytest.raises(SmecError, match="leave out IDMap"):
+        Store.open(tmp_path, head, factories={16: "IDMap,Flat"})
+
+
+def test_searches_during_writes_see_whole_batches_only(head, tmp_path):
+    """Each batch is 8 copies of one vector under 8 ids; a query for that vector with k=8 must
+    see all 8 or none of them: a search never observes half a write, in any dim."""
+    store = Store.open(tmp_path, head, fsync=False)
+    rng = np.random.default_rng(8)
+    batches = unit(rng, 60)
+    store.upsert([f"seed{i}" for i in range(40)], unit(rng, 40))
+    errors: list[str] = []
+    done = threading.Event()
+
+    def writer():
+        for b, v in enumerate(batches):
+            store.upsert([f"b{b}-{j}" for j in range(8)], np.repeat(v[None], 8, axis=0))
+        done.set()
+
+    def reader(dim):
+        checks = 0
+        while not done.is_set() or checks < 50:
+            b = int(rng.integers(len(batches)))
+            hits = store.search(batches[b : b + 1], dim, 8)[0]
+            seen = sum(i.startswith(f"b{b}-") for i, _ in hits)
+            if seen not in (0, 8):
+                errors.append(f"dim {dim}: batch {b} seen {seen}/8")
+            checks += 1
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader, args=(d,)) for d in (32, 16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store) == 40 + 60 * 8
+    store.close()
