@@ -24,6 +24,19 @@ class EvalSet:
     qrels: Qrels
     model: str | None
     embedded_now: int  # sources the model had to embed (0 on a cache hit)
+    train_qrels: Qrels | None = None  # labels a supervised head may have seen
+    train_qrels_path: Path | None = None
+
+
+def heldout_queries(test: Qrels, train: Qrels) -> list[str]:
+    """Test queries none of whose relevant documents is a positive in the training qrels.
+
+    A supervised head has seen those documents paired with training queries; on SciFact 196 of
+    the 300 test queries share a relevant document with training pairs, which inflates the
+    overall score, so supervised methods are also compared on the other 104.
+    """
+    seen = {d for rel in train.values() for d, score in rel.items() if score > 0}
+    return [q for q, rel in test.items() if not any(d in seen for d, score in rel.items() if score > 0)]
 
 
 def check_qrels(qrels: Qrels, corpus: Embeddings, queries: Embeddings) -> list[str]:
@@ -48,16 +61,23 @@ def load_evalset(
     split: str,
     model: Path | None,
     cache_dir: Path,
+    train_qrels_path: Path | None = None,
     progress: dict[str, Progress] | None = None,
 ) -> EvalSet:
+    """Vectors and judgements; the training qrels default to ``qrels/train.tsv`` of a BEIR
+    directory when it exists and is not the split being scored."""
     if is_beir_dir(dataset):
         qrels = read_qrels(qrels_path or dataset / "qrels" / f"{split}.tsv")
+        default_train = dataset / "qrels" / "train.tsv"
+        if train_qrels_path is None and split != "train" and qrels_path is None and default_train.is_file():
+            train_qrels_path = default_train
         embedder = Embedder(model)
         loaded, misses = {}, 0
         for role, source in text_sources(dataset).items():
             loaded[role], hit = cached_embeddings(embedder, source, cache_dir, progress=(progress or {}).get(role))
             misses += not hit
-        return EvalSet(loaded["corpus"], loaded["queries"], qrels, embedder.name, misses)
+        train = read_qrels(train_qrels_path) if train_qrels_path else None
+        return EvalSet(loaded["corpus"], loaded["queries"], qrels, embedder.name, misses, train, train_qrels_path)
     if dataset.suffix == ".parquet":
         if qrels_path is None:
             raise SmecError(f"{dataset}: pre-embedded input needs --qrels (a BEIR qrels TSV)")
@@ -65,5 +85,7 @@ def load_evalset(
         if not queries_path.exists():
             raise SmecError(f"{dataset}: expected the query vectors beside it in {queries_path}")
         corpus = read_embeddings(dataset)
-        return EvalSet(corpus, read_embeddings(queries_path), read_qrels(qrels_path), corpus.meta.model, 0)
+        train = read_qrels(train_qrels_path) if train_qrels_path else None
+        queries = read_embeddings(queries_path)
+        return EvalSet(corpus, queries, read_qrels(qrels_path), corpus.meta.model, 0, train, train_qrels_path)
     raise SmecError(f"{dataset}: expected a BEIR directory or a corpus .parquet written by `embed`")

@@ -1,0 +1,347 @@
+"""The SMEC training loop: sequential (or joint) training of ADS-pruned affine stages.
+
+Stage i maps the previous stage's output (the input, for stage 0) with a square affine map
+initialised to the PCA rotation of that input (so it starts exactly as good as PCA), then
+ADS keeps ``dims[i]`` of its outputs. Stages train one after another, largest dim first;
+earlier stages are frozen. Each stage's loss is taken at its own dim and on its un-pruned
+output (the previous dim), ``L_i = L(dim_{i-1}) + L(dim_i)``, so the nested dims stay
+consistent. Targets are always the FULL-dim similarities, never the previous stage's, so
+errors do not compound along the chain. Candidates for each anchor are the other rows of
+the batch plus its top-k full-dim neighbours from the cross-batch memory (S-XBM).
+
+Everything is affine until the final L2 normalisation, so a trained chain collapses into
+one (W, b) per dim for inference (see ``collapse``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import losses
+from .ads import ADS
+from .memory import CrossBatchMemory
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Every knob of a fit. Defaults are what measured best on SciFact (see BENCHMARKS.md)."""
+
+    dims: tuple[int, ...] = (128, 64, 48, 32, 16)
+    epochs_per_stage: int = 20
+    batch_size: int = 512
+    lr: float = 1e-3
+    temperature: float = 0.05  # softmax temperature of the rank-KL term
+    kl_weight: float = 1.0
+    sim_weight: float = 1.0  # mean |cos_full - cos_compressed|
+    recon_weight: float = 0.0  # optional reconstruction of the stage input (tied weights)
+    prev_dim_weight: float = 1.0  # weight of L(dim_{i-1}) on the un-pruned stage output
+    memory: bool = True  # S-XBM on/off
+    memory_size: int = 8192
+    hard_negatives: int = 1024  # memory neighbours per anchor for the unsupervised terms
+    ads: bool = False  # measured worse on SciFact (see BENCHMARKS.md); True enables ADS
+    ads_lr: float = 1e-2
+    ads_tau_start: float = 1.0
+    ads_tau_end: float = 0.05
+    ads_noise: float = 1.0
+    sequential: bool = True  # False: train all stages jointly on the sum of nested losses
+    residual: bool = True  # stages after the first also see the input through a zero-init map
+    supervised_weight: float = 1.0
+    supervised_temperature: float = 0.05
+    supervised_hard_negatives: int = 8
+    supervised_batch_size: int = 256
+    seed: int = 0
+    threads: int = 2
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["dims"] = list(self.dims)
+        return d
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+class Stage(nn.Module):
+    """Square affine map over the previous output's ``width`` dims, plus (optionally) a residual
+    path from the frozen input, followed by ADS keeping ``k`` of the outputs.
+
+    The residual map starts at zero, so a stage starts exactly as PCA of its input; it lets a
+    small dim reach directions outside the larger stage's subspace, which a pure chain cannot
+    (a pure chain measured 3-4 nDCG points worse at 32 d on SciFact).
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor, k: int, logits: Tensor, use_ads: bool,
+                 input_dim: int | None = None) -> None:
+        super().__init__()
+        width = weight.shape[0]
+        self.linear = nn.Linear(weight.shape[1], width)
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+            self.linear.bias.copy_(bias)
+        self.residual = None
+        if input_dim is not None:
+            self.residual = nn.Linear(input_dim, width, bias=False)
+            nn.init.zeros_(self.residual.weight)
+        self.ads = ADS(width, k, logits)
+        self.ads.logits.requires_grad_(use_ads)
+
+    def project(self, h: Tensor, x: Tensor) -> Tensor:
+        """Un-pruned output: ``W h + b (+ R x)``."""
+        u = self.linear(h)
+        return u if self.residual is None else u + self.residual(x)
+
+    def forward(self, h: Tensor, x: Tensor, mask: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+        """(un-pruned output, pruned output with the ``keep`` dims): masking then gathering
+        keeps the straight-through gradient of the mask while passing k dims on."""
+        u = self.project(h, x)
+        return u, (u * mask).index_select(1, keep)
+
+
+def pca_init(h: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    """Rotation onto the principal axes of ``h``, centering bias, and ADS logits that rank
+    axes by variance (log scale), so top-k at init is exactly PCA."""
+    h = h.astype(np.float64)
+    mean = h.mean(axis=0)
+    cov = np.cov(h - mean, rowvar=False, bias=True).reshape(h.shape[1], h.shape[1])
+    eigvals, eigvecs = np.linalg.eigh(cov)
+    order = np.argsort(eigvals)[::-1]
+    rot = eigvecs[:, order].T
+    var = np.maximum(eigvals[order], 1e-12)
+    logits = np.clip(np.log(var / var[0]), -20.0, 0.0)
+    return (torch.from_numpy(rot).float(), torch.from_numpy(-rot @ mean).float(),
+            torch.from_numpy(logits).float())
+
+
+def make_stage(h: np.ndarray, k: int, cfg: FitConfig, input_dim: int, first: bool) -> Stage:
+    rot, bias, logits = pca_init(h)
+    residual = cfg.residual and not first  # the first stage already sees the input
+    return Stage(rot, bias, k, logits, cfg.ads, input_dim if residual else None)
+
+
+@torch.no_grad()
+def run_chain(stages: list[Stage], x: Tensor) -> Tensor:
+    """Inference pass (deterministic ADS selection) through ``stages``; no normalisation."""
+    h = x
+    for st in stages:
+        h = st.project(h, x).index_select(1, st.ads.selected())
+    return h
+
+
+def collapse(stages: list[Stage]) -> tuple[np.ndarray, np.ndarray]:
+    """One affine map (W (d, D), b (d,)) equal to running ``stages`` at inference, in float64."""
+    w, b = None, None
+    for st in stages:
+        keep = st.ads.selected().numpy()
+        ws = st.linear.weight.detach().double().numpy()[keep]
+        bs = st.linear.bias.detach().double().numpy()[keep]
+        w, b = (ws, bs) if w is None else (ws @ w, ws @ b + bs)
+        if st.residual is not None:
+            w = w + st.residual.weight.detach().double().numpy()[keep]
+    return w, b
+
+
+def _normalize(x: Tensor) -> Tensor:
+    return F.normalize(x, dim=1, eps=1e-12)
+
+
+def _unsup_loss(cfg: FitConfig, c: Tensor, inv: Tensor, b: int, full: Tensor, valid: Tensor) -> Tensor:
+    """Similarity preservation + rank KL. ``c`` holds the compressed unique rows of the step;
+    ``inv`` maps the batch (first ``b``) and then each anchor's memory neighbours (B x k,
+    row-major) into ``c``. Candidates: the batch (diagonal invalid) and the neighbours;
+    ``full`` holds the matching full-dim similarities (B, B + k)."""
+    c = _normalize(c)
+    comp = c[inv[:b]] @ c.T  # (B, U): one matmul, then gather the needed columns
+    comp = torch.gather(comp, 1, inv.view(1, -1).expand(b, -1)[:, :b]) if len(inv) == b else torch.cat(
+        [comp[:, inv[:b]], torch.gather(comp, 1, inv[b:].view(b, -1))], dim=1)
+    loss = cfg.sim_weight * losses.similarity_preservation(full, comp, valid)
+    return loss + cfg.kl_weight * losses.rank_kl(full, comp, cfg.temperature, valid)
+
+
+def _sup_loss(cfg: FitConfig, cq: Tensor, cd: Tensor, cm: Tensor | None, valid: Tensor) -> Tensor:
+    """InfoNCE of each query ``cq`` (b, d) against its positive (column 0), the other pairs'
+    positives ``cd`` (b, d) and its hard memory negatives ``cm`` (b, k, d)."""
+    cq, cd = _normalize(cq), _normalize(cd)
+    qd = cq @ cd.T
+    sims = [qd.diagonal()[:, None], qd]
+    if cm is not None:
+        sims.append(torch.einsum("bd,bkd->bk", cq, F.normalize(cm, dim=2, eps=1e-12)))
+    return losses.info_nce(torch.cat(sims, 1), cfg.supervised_temperature, valid)
+
+
+@dataclass
+class Supervision:
+    """Training pairs: query vectors (M, D), positive row index (M,), and per pair the ids of
+    all positives of the same query (M, m), -1 padded, so those are never negatives."""
+
+    queries: Tensor
+    positives: Tensor
+    relevant: Tensor
+
+
+def fit_stages(X: np.ndarray, cfg: FitConfig, sup: Supervision | None = None) -> list[Stage]:
+    """Train the whole chain and return its stages (in eval mode)."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    x = torch.from_numpy(X)
+    xn = _normalize(x)
+    stages: list[Stage] = []
+    if cfg.sequential:
+        for i, k in enumerate(cfg.dims):
+            h = run_chain(stages, x)
+            stages.append(make_stage(h.numpy(), k, cfg, x.shape[1], first=i == 0))
+            _train(stages, [i], h, x, xn, cfg, gen, sup, f"stage {i + 1}/{len(cfg.dims)} -> {k}d")
+    else:
+        h = x
+        for i, k in enumerate(cfg.dims):
+            stages.append(make_stage(h.numpy(), k, cfg, x.shape[1], first=i == 0))
+            h = run_chain(stages, x)
+        _train(stages, list(range(len(stages))), x, x, xn, cfg, gen, sup, "joint")
+    for st in stages:
+        st.eval()
+    return stages
+
+
+def _train(stages: list[Stage], trainable: list[int], h_in: Tensor, x: Tensor, xn: Tensor, cfg: FitConfig,
+           gen: torch.Generator, sup: Supervision | None, label: str) -> None:
+    """The one training loop. ``h_in`` is the (frozen) input of the first trainable stage for
+    every row; ``xn`` the L2-normalised full-dim rows that define the target similarities.
+
+    Each step forwards only the rows it scores (the batch plus its selected memory
+    neighbours, deduplicated), with gradients on both sides of every pair.
+    """
+    train_stages = [stages[i] for i in trainable]
+    for st in train_stages:
+        st.train()
+    q_in = run_chain(stages[: trainable[0]], sup.queries) if sup else None
+    qn = _normalize(sup.queries) if sup else None
+    params = [p for st in train_stages for m in (st.linear, st.residual) if m is not None for p in m.parameters()]
+    logits = [st.ads.logits for st in train_stages if st.ads.logits.requires_grad]
+    groups = [{"params": params, "lr": cfg.lr}] + ([{"params": logits, "lr": cfg.ads_lr}] if logits else [])
+    opt = torch.optim.Adam(groups)
+    n = len(h_in)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = n // bs
+    total = cfg.epochs_per_stage * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total)
+    memory = CrossBatchMemory(cfg.memory_size, xn.shape[1]) if cfg.memory else None
+    # L(dim_{i-1}) on the un-pruned output only when training one stage after the first.
+    score_prev = cfg.sequential and trainable[0] > 0 and cfg.prev_dim_weight > 0
+    weights = ([cfg.prev_dim_weight] if score_prev else []) + [1.0] * len(train_stages)
+    sbs = min(cfg.supervised_batch_size, len(sup.positives)) if sup else 0
+    sup_order, sup_pos = (torch.randperm(len(sup.positives), generator=gen), 0) if sup else (None, 0)
+    step = 0
+    with _progress(cfg, label, total) as advance:
+        for _ in range(cfg.epochs_per_stage):
+            order = torch.randperm(n, generator=gen)
+            for s in range(steps_per_epoch):
+                frac = step / max(total - 1, 1)
+                tau = cfg.ads_tau_start * (cfg.ads_tau_end / cfg.ads_tau_start) ** frac
+                masks = [st.ads.mask(tau, cfg.ads_noise * (1.0 - frac), gen) for st in train_stages]
+                keeps = [torch.nonzero(m.detach()).flatten() for m in masks]
+
+                def forward(h: Tensor, x_rows: Tensor) -> list[Tensor]:
+                    """Outputs to score: the un-pruned output of the first trainable stage
+                    (if scored) and the pruned output of every trainable stage."""
+                    outs = []
+                    for j, (st, m, kp) in enumerate(zip(train_stages, masks, keeps)):
+                        u, h = st(h, x_rows, m, kp)
+                        if j == 0 and score_prev:
+                            outs.append(u)
+                        outs.append(h)
+                    return outs
+
+                idx = order[s * bs : (s + 1) * bs]
+                loss = _unsup_step(cfg, idx, forward, h_in, x, xn, memory, weights)
+                if sup is not None:
+                    pairs = sup_order[sup_pos : sup_pos + sbs]
+                    loss = loss + cfg.supervised_weight * _sup_step(
+                        cfg, sup, pairs, forward, h_in, x, q_in, qn, memory, weights)
+                    sup_pos += sbs
+                    if sup_pos + sbs > len(sup_order):
+                        sup_order, sup_pos = torch.randperm(len(sup.positives), generator=gen), 0
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if memory is not None:
+                    memory.enqueue(xn[idx], idx)
+                step += 1
+                advance(loss.item())
+    for st in train_stages:
+        st.eval()
+
+
+def _gathered(forward, h_in: Tensor, x: Tensor, ids: Tensor) -> tuple[list[Tensor], Tensor]:
+    """Forward the unique rows among ``ids`` once; return outputs and the inverse index."""
+    uniq, inv = torch.unique(ids, return_inverse=True)
+    return forward(h_in[uniq], x[uniq]), inv
+
+
+def _unsup_step(cfg: FitConfig, idx: Tensor, forward, h_in: Tensor, x: Tensor, xn: Tensor,
+                memory: CrossBatchMemory | None, weights: list[float]) -> Tensor:
+    fb = xn[idx]
+    b = len(idx)
+    full = fb @ fb.T
+    valid = ~torch.eye(b, dtype=torch.bool)
+    mem_rows = None
+    if memory is not None and len(memory) > 0:
+        slots, top = memory.select(fb, cfg.hard_negatives, exclude=idx[:, None])
+        mem_rows = memory.ids[slots]
+        ok = torch.isfinite(top)
+        full = torch.cat([full, top.masked_fill(~ok, 0.0)], 1)
+        valid = torch.cat([valid, ok], 1)
+    ids = idx if mem_rows is None else torch.cat([idx, mem_rows.flatten()])
+    outs, inv = _gathered(forward, h_in, x, ids)
+    return sum(w * _unsup_loss(cfg, c, inv, b, full, valid) for w, c in zip(weights, outs))
+
+
+def _sup_step(cfg: FitConfig, sup: Supervision, pairs: Tensor, forward, h_in: Tensor, x: Tensor, q_in: Tensor,
+              qn: Tensor, memory: CrossBatchMemory | None, weights: list[float]) -> Tensor:
+    pos, rel = sup.positives[pairs], sup.relevant[pairs]
+    b = len(pairs)
+    # in-batch doc j is a negative for query i unless it is one of query i's positives
+    inbatch = ~(pos[None, :, None] == rel[:, None, :]).any(-1)
+    valid = torch.cat([torch.ones(b, 1, dtype=torch.bool), inbatch], 1)
+    mem_rows = None
+    if memory is not None and len(memory) > 0:
+        slots, top = memory.select(qn[pairs], cfg.supervised_hard_negatives, exclude=rel)
+        mem_rows = memory.ids[slots]
+        valid = torch.cat([valid, torch.isfinite(top)], 1)
+    ids = pos if mem_rows is None else torch.cat([pos, mem_rows.flatten()])
+    outs_d, inv = _gathered(forward, h_in, x, ids)
+    outs_q = forward(q_in[pairs], sup.queries[pairs])
+    total = 0.0
+    for w, cq, c in zip(weights, outs_q, outs_d):
+        cm = None if mem_rows is None else c[inv[b:]].view(b, mem_rows.shape[1], -1)
+        total = total + w * _sup_loss(cfg, cq, c[inv[:b]], cm, valid)
+    return total
+
+
+class _progress:
+    """Rich progress bar for one stage showing the running loss; a no-op when disabled."""
+
+    def __init__(self, cfg: FitConfig, label: str, total: int) -> None:
+        self.enabled, self.label, self.total = cfg.progress, label, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda loss: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), transient=False)
+        self.bar.__enter__()
+        task = self.bar.add_task(self.label, total=self.total, loss=math.nan)
+        return lambda loss: self.bar.update(task, advance=1, loss=loss)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)

@@ -1,0 +1,44 @@
+import torch
+
+from smec_compress.memory import CrossBatchMemory
+
+
+def test_fifo_order_and_capacity():
+    mem = CrossBatchMemory(size=5, dim=2)
+    for start in (0, 3, 6):
+        ids = torch.arange(start, start + 3)
+        mem.enqueue(torch.stack([ids.float(), -ids.float()], 1), ids)
+    vectors, ids = mem.contents()
+    assert len(mem) == 5
+    assert ids.tolist() == [4, 5, 6, 7, 8]  # 0..3 (oldest) evicted
+    assert vectors[:, 0].tolist() == [4.0, 5.0, 6.0, 7.0, 8.0]
+
+
+def test_batch_larger_than_memory_keeps_newest():
+    mem = CrossBatchMemory(size=3, dim=1)
+    mem.enqueue(torch.arange(7.0)[:, None], torch.arange(7))
+    assert mem.contents()[1].tolist() == [4, 5, 6]
+
+
+def test_select_matches_brute_force_and_excludes():
+    g = torch.Generator().manual_seed(0)
+    mem = CrossBatchMemory(size=50, dim=8)
+    vecs = torch.randn(60, 8, generator=g)
+    mem.enqueue(vecs[:30], torch.arange(30))
+    mem.enqueue(vecs[30:], torch.arange(30, 60))  # wraps: ids 10..59 stored
+    anchors = torch.randn(6, 8, generator=g)
+    exclude = torch.tensor([[12], [-1], [59], [-1], [30], [11]])
+    slots, sims = mem.select(anchors, 4, exclude=exclude)
+    stored_vecs, stored_ids = mem.stored()
+    for a in range(6):  # brute-force reference
+        cand = [(float(anchors[a] @ vecs[i]), i) for i in range(10, 60) if i != exclude[a, 0]]
+        best = [i for _, i in sorted(cand, reverse=True)[:4]]
+        assert stored_ids[slots[a]].tolist() == best
+        assert torch.allclose(sims[a], anchors[a] @ stored_vecs[slots[a]].T)
+
+
+def test_select_marks_missing_entries_invalid():
+    mem = CrossBatchMemory(size=10, dim=2)
+    mem.enqueue(torch.eye(2), torch.tensor([0, 1]))
+    slots, sims = mem.select(torch.eye(2), 2, exclude=torch.tensor([[0], [1]]))
+    assert torch.isfinite(sims).sum(1).tolist() == [1, 1]

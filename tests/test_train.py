@@ -1,0 +1,61 @@
+import numpy as np
+import torch
+
+from smec_compress.train import FitConfig, collapse, fit_stages, pca_init
+
+FAST = dict(epochs_per_stage=3, batch_size=64, memory_size=256, hard_negatives=16, progress=False, threads=1)
+
+
+def clustered(n=300, d=24, clusters=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, d))
+    x = centers[rng.integers(0, clusters, n)] + 0.5 * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def topk_overlap(a, b, k=10):
+    na = np.argsort(-(a @ a.T), axis=1)[:, 1 : k + 1]
+    nb = np.argsort(-(b @ b.T), axis=1)[:, 1 : k + 1]
+    return np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb)])
+
+
+def _apply(stages, X):
+    w, b = collapse(stages)
+    z = X @ w.T + b
+    return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+def test_pca_init_is_rotation_with_centering():
+    X = clustered()
+    rot, bias, logits = pca_init(X)
+    assert torch.allclose(rot @ rot.T, torch.eye(24), atol=1e-5)
+    h = torch.from_numpy(X) @ rot.T + bias
+    assert h.mean(0).abs().max() < 1e-5
+    var = h.var(0)
+    assert torch.all(var[:-1] >= var[1:] - 1e-6) and torch.all(logits[:-1] >= logits[1:])
+
+
+def test_training_improves_neighbour_overlap_over_pca_init():
+    X = clustered(n=400, d=32, clusters=20)
+    cfg0 = FitConfig(dims=(4,), **{**FAST, "epochs_per_stage": 1, "lr": 1e-12, "ads_lr": 1e-12})
+    cfg = FitConfig(dims=(4,), **{**FAST, "epochs_per_stage": 15})
+    pca_like = topk_overlap(X, _apply(fit_stages(X, cfg0), X))
+    trained = topk_overlap(X, _apply(fit_stages(X, cfg), X))
+    assert trained > pca_like
+
+
+def test_sequential_freezes_earlier_stages_and_joint_trains_all():
+    X = clustered()
+    seq = fit_stages(X, FitConfig(dims=(12, 6), **FAST))
+    first_alone = fit_stages(X, FitConfig(dims=(12,), **FAST))
+    # stage 1 of the sequential chain is exactly the single-stage fit: later stages froze it
+    assert torch.equal(seq[0].linear.weight, first_alone[0].linear.weight)
+    joint = fit_stages(X, FitConfig(dims=(12, 6), sequential=False, **FAST))
+    assert not torch.equal(joint[0].linear.weight, first_alone[0].linear.weight)
+
+
+def test_switches_run_and_ads_off_keeps_pca_order():
+    X = clustered()
+    stages = fit_stages(X, FitConfig(dims=(12, 6), ads=False, memory=False, **FAST))
+    assert [s.ads.selected().tolist() for s in stages] == [list(range(12)), list(range(6))]
+    assert stages[0].ads.logits.grad is None
