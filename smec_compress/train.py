@@ -34,13 +34,13 @@ class FitConfig:
 
     dims: tuple[int, ...] = (128, 64, 48, 32, 16)
     epochs_per_stage: int = 20
-    batch_size: int = 512
+    batch_size: int = 256  # 256 measured +1-2 nDCG points over 512 (more steps) on SciFact
     lr: float = 1e-3
     temperature: float = 0.05  # softmax temperature of the rank-KL term
     kl_weight: float = 1.0
     sim_weight: float = 1.0  # mean |cos_full - cos_compressed|
     recon_weight: float = 0.0  # optional reconstruction of the stage input (tied weights)
-    prev_dim_weight: float = 1.0  # weight of L(dim_{i-1}) on the un-pruned stage output
+    prev_dim_weight: float = 0.0  # weight of L(dim_{i-1}) on the un-pruned output; 1.0 measured worse
     memory: bool = True  # S-XBM on/off
     memory_size: int = 8192
     hard_negatives: int = 1024  # memory neighbours per anchor for the unsupervised terms
@@ -152,15 +152,11 @@ def _normalize(x: Tensor) -> Tensor:
     return F.normalize(x, dim=1, eps=1e-12)
 
 
-def _unsup_loss(cfg: FitConfig, c: Tensor, inv: Tensor, b: int, full: Tensor, valid: Tensor) -> Tensor:
-    """Similarity preservation + rank KL. ``c`` holds the compressed unique rows of the step;
-    ``inv`` maps the batch (first ``b``) and then each anchor's memory neighbours (B x k,
-    row-major) into ``c``. Candidates: the batch (diagonal invalid) and the neighbours;
-    ``full`` holds the matching full-dim similarities (B, B + k)."""
+def _unsup_loss(cfg: FitConfig, c: Tensor, pos: Tensor, full: Tensor, valid: Tensor) -> Tensor:
+    """Similarity preservation + rank KL of each anchor (rows ``pos`` of ``c``) against every
+    candidate (all rows of ``c``); ``valid`` (B, U) marks the pairs that count."""
     c = _normalize(c)
-    comp = c[inv[:b]] @ c.T  # (B, U): one matmul, then gather the needed columns
-    comp = torch.gather(comp, 1, inv.view(1, -1).expand(b, -1)[:, :b]) if len(inv) == b else torch.cat(
-        [comp[:, inv[:b]], torch.gather(comp, 1, inv[b:].view(b, -1))], dim=1)
+    comp = c[pos] @ c.T  # (B, U)
     loss = cfg.sim_weight * losses.similarity_preservation(full, comp, valid)
     return loss + cfg.kl_weight * losses.rank_kl(full, comp, cfg.temperature, valid)
 
@@ -287,20 +283,22 @@ def _gathered(forward, h_in: Tensor, x: Tensor, ids: Tensor) -> tuple[list[Tenso
 
 def _unsup_step(cfg: FitConfig, idx: Tensor, forward, h_in: Tensor, x: Tensor, xn: Tensor,
                 memory: CrossBatchMemory | None, weights: list[float]) -> Tensor:
+    """Loss of one batch. Candidates are the batch plus the S-XBM memory; each anchor keeps the
+    other batch rows and its ``hard_negatives`` most similar memory entries (by full-dim
+    similarity): the selection is a (B, U) mask over one dense matmul, with no per-anchor
+    gathers, and every candidate row is forwarded once."""
     fb = xn[idx]
-    b = len(idx)
-    full = fb @ fb.T
-    valid = ~torch.eye(b, dtype=torch.bool)
-    mem_rows = None
-    if memory is not None and len(memory) > 0:
-        slots, top = memory.select(fb, cfg.hard_negatives, exclude=idx[:, None])
-        mem_rows = memory.ids[slots]
-        ok = torch.isfinite(top)
-        full = torch.cat([full, top.masked_fill(~ok, 0.0)], 1)
-        valid = torch.cat([valid, ok], 1)
-    ids = idx if mem_rows is None else torch.cat([idx, mem_rows.flatten()])
-    outs, inv = _gathered(forward, h_in, x, ids)
-    return sum(w * _unsup_loss(cfg, c, inv, b, full, valid) for w, c in zip(weights, outs))
+    stored = idx if memory is None or len(memory) == 0 else torch.cat([idx, memory.stored()[1]])
+    cand = torch.unique(stored)  # sorted row ids
+    full = fb @ xn[cand].T  # (B, U) full-dim targets
+    in_batch = torch.isin(cand, idx)[None, :]
+    valid = cand[None, :] != idx[:, None]
+    if cand.numel() - len(idx) > cfg.hard_negatives:
+        hardest = full.masked_fill(~valid | in_batch, float("-inf")).topk(cfg.hard_negatives, dim=1).values[:, -1:]
+        valid &= in_batch | (full >= hardest)
+    outs = forward(h_in[cand], x[cand])
+    pos = torch.searchsorted(cand, idx)  # where each anchor sits among the candidates
+    return sum(w * _unsup_loss(cfg, c, pos, full, valid) for w, c in zip(weights, outs))
 
 
 def _sup_step(cfg: FitConfig, sup: Supervision, pairs: Tensor, forward, h_in: Tensor, x: Tensor, q_in: Tensor,

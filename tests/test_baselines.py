@@ -82,3 +82,13 @@ def test_adaptor_refuses_use_before_fit_and_bad_dims(rng):
         MatryoshkaAdaptor().transform(np.zeros((2, 4), np.float32), 2)
     with pytest.raises(SmecError, match="dims"):
         MatryoshkaAdaptor(dims=(64,)).fit(_correlated(rng))
+
+
+def test_centred_pca_subtracts_the_mean_and_uncentred_does_not():
+    x = np.random.default_rng(0).standard_normal((200, 6)).astype(np.float32) + 3.0
+    centred, plain = PCA(center=True).fit(x), PCA().fit(x)
+    raw = lambda p, c: (x - (p.mean_ if c else 0)) @ p.components_[:3].T  # noqa: E731
+    z = raw(centred, True)
+    np.testing.assert_allclose(centred.transform(x, 3), z / np.linalg.norm(z, axis=1, keepdims=True), atol=1e-5)
+    z = raw(plain, False)
+    np.testing.assert_allclose(plain.transform(x, 3), z / np.linalg.norm(z, axis=1, keepdims=True), atol=1e-5)

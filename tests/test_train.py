@@ -59,3 +59,20 @@ def test_switches_run_and_ads_off_keeps_pca_order():
     stages = fit_stages(X, FitConfig(dims=(12, 6), ads=False, memory=False, **FAST))
     assert [s.ads.selected().tolist() for s in stages] == [list(range(12)), list(range(6))]
     assert stages[0].ads.logits.grad is None
+
+
+def test_residual_path_lets_small_dims_leave_the_larger_stage_subspace():
+    """Without the residual path the 6-d map lies in the row space of the 12-d map (a pure
+    chain); with it (the default), training moves it out of that subspace."""
+    X = clustered()
+
+    def outside(stages):
+        w12, _ = collapse(stages[:1])
+        w6, _ = collapse(stages)
+        q, _ = np.linalg.qr(w12.T)  # orthonormal basis of the 12-d map's row space
+        return np.linalg.norm(w6.T - q @ (q.T @ w6.T)) / np.linalg.norm(w6)
+
+    chain = fit_stages(X, FitConfig(dims=(12, 6), residual=False, **FAST))
+    assert chain[1].residual is None and outside(chain) < 1e-6
+    residual = fit_stages(X, FitConfig(dims=(12, 6), **FAST))
+    assert residual[1].residual is not None and outside(residual) > 1e-3
