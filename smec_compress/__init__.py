@@ -8,15 +8,20 @@
 
 __version__ = "0.1.0"
 
-from .baselines import PCA, RandomProjection, Truncation
+from .baselines import PCA, MatryoshkaAdaptor, RandomProjection, Truncation
 from .beir import read_qrels
 from .embed import Embedder
 from .errors import SmecError
 from .evaluate import evaluate_retrieval
+from .head import SMEC
+from .train import FitConfig
 from .io import Columns, EmbeddingMeta, Embeddings, EmbeddingWriter, read_embeddings, write_embeddings
 
 __all__ = [
     "PCA",
+    "SMEC",
+    "FitConfig",
+    "MatryoshkaAdaptor",
     "Columns",
     "Embedder",
     "EmbeddingMeta",

@@ -46,7 +46,7 @@ def run(monkeypatch, capsys, *args) -> tuple[int, str, str]:
 def head_dir(tmp_path_factory):
     """A quickly fitted head (dims 32, 16) on the sample's vectors."""
     corpus = read_embeddings(SAMPLE_EMBEDDINGS)
-    head = SMEC(dims=(32, 16), epochs_per_stage=1, threads=1, progress=False, seed=0)
+    head = SMEC(dims=(32, 16), epochs_per_stage=1, min_steps_per_stage=0, threads=1, progress=False, seed=0)
     head.fit(corpus.vectors, embedder_fingerprint=corpus.meta.fingerprint)
     return head.save(tmp_path_factory.mktemp("head"))
 
@@ -76,7 +76,7 @@ def test_a_dim_the_head_lacks_is_refused(monkeypatch, capsys, head_dir):
 
 def test_a_head_from_another_dimension_is_refused(monkeypatch, capsys, tmp_path):
     x = np.random.default_rng(0).standard_normal((64, 48)).astype(np.float32)
-    SMEC(dims=(16,), epochs_per_stage=1, threads=1, progress=False).fit(x).save(tmp_path)
+    SMEC(dims=(16,), epochs_per_stage=1, min_steps_per_stage=0, threads=1, progress=False).fit(x).save(tmp_path)
     code, _, err = run(monkeypatch, capsys, "eval", SAMPLE_EMBEDDINGS, "--qrels", QRELS, "--dims", "16", "--head", tmp_path)
     assert code == 2 and "384 dims but this head was trained on 48" in err
 
@@ -90,7 +90,7 @@ def test_qrels_of_another_dataset_are_refused(monkeypatch, capsys, tmp_path):
 
 def test_a_head_from_another_embedder_is_refused_unless_forced(monkeypatch, capsys, tmp_path):
     x = np.random.default_rng(0).standard_normal((64, 384)).astype(np.float32)
-    SMEC(dims=(16,), epochs_per_stage=1, threads=1, progress=False).fit(x, embedder_fingerprint="0123456789abcdef").save(tmp_path)
+    SMEC(dims=(16,), epochs_per_stage=1, min_steps_per_stage=0, threads=1, progress=False).fit(x, embedder_fingerprint="0123456789abcdef").save(tmp_path)
     args = ("eval", SAMPLE_EMBEDDINGS, "--qrels", QRELS, "--dims", "16", "--head", tmp_path, "--no-adaptor", "--no-quantizers")
     code, _, err = run(monkeypatch, capsys, *args)
     assert code == 2 and "differs from the one this head was trained on" in err

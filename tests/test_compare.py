@@ -80,7 +80,7 @@ def test_fit_smec_heads_fits_the_supervised_head_only_with_training_qrels(toy, t
     corpus, queries, qrels = toy
     train = tmp_path / "train.tsv"
     train.write_text("".join(f"{q}\t{d}\t1\n" for q, rel in qrels.items() for d in rel))
-    params = {"epochs_per_stage": 1, "threads": 1, "progress": False}
+    params = {"epochs_per_stage": 1, "min_steps_per_stage": 0, "threads": 1, "progress": False}
     assert list(fit_smec_heads(corpus, queries, None, [8, 32], **params)) == ["smec"]  # 32 = input dim: not a head dim
     heads = fit_smec_heads(corpus, queries, train, [8], **params)
     assert list(heads) == ["smec", "smec-sup"] and heads["smec-sup"].dims_ == (8,)

@@ -9,7 +9,7 @@ from smec_compress.errors import SmecError
 from smec_compress.head import SMEC
 from smec_compress.train import FitConfig, fit_stages, run_chain
 
-FAST = dict(epochs_per_stage=2, batch_size=64, memory_size=256, hard_negatives=16, progress=False, threads=1)
+FAST = dict(epochs_per_stage=2, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16, progress=False, threads=1)
 
 
 def clustered(n=300, d=24, clusters=8, seed=0):

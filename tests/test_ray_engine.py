@@ -33,7 +33,7 @@ def by_id(emb):
 def test_compress_ray_equals_local(tmp_path, local_ray):
     rng = np.random.default_rng(0)
     x = unit_rows(rng, 600, 24)
-    head = SMEC(dims=(12, 6), epochs_per_stage=1, progress=False).fit(x, embedder_fingerprint="e")
+    head = SMEC(dims=(12, 6), epochs_per_stage=1, min_steps_per_stage=0, progress=False).fit(x, embedder_fingerprint="e")
     head.save(tmp_path / "head")
     meta = EmbeddingMeta(model="m", fingerprint="e")
     for part in range(3):  # a directory of files is one dataset

@@ -19,7 +19,7 @@ from .conftest import run_cli, unit_rows
 def fitted(tmp_path_factory):
     rng = np.random.default_rng(1)
     x = unit_rows(rng, 300, 32)
-    head = SMEC(dims=(16, 8), epochs_per_stage=1, progress=False, seed=0).fit(x, embedder_fingerprint="fp-a")
+    head = SMEC(dims=(16, 8), epochs_per_stage=1, min_steps_per_stage=0, progress=False, seed=0).fit(x, embedder_fingerprint="fp-a")
     root = tmp_path_factory.mktemp("head")
     head.save(root / "head")
     return head, root / "head", x

@@ -3,7 +3,7 @@ import torch
 
 from smec_compress.train import FitConfig, collapse, fit_stages, pca_init
 
-FAST = dict(epochs_per_stage=3, batch_size=64, memory_size=256, hard_negatives=16, progress=False, threads=1)
+FAST = dict(epochs_per_stage=3, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16, progress=False, threads=1)
 
 
 def clustered(n=300, d=24, clusters=8, seed=0):

@@ -26,7 +26,7 @@ def unit(rng: np.random.Generator, n: int, d: int = INPUT_DIM) -> np.ndarray:
 def fit_head(seed: int, input_dim: int = INPUT_DIM, dims: tuple[int, ...] = DIMS) -> SMEC:
     """A real head, trained for one short epoch per stage: enough to be a distinct affine map."""
     x = unit(np.random.default_rng(100 + seed), 256, input_dim)
-    return SMEC(dims=dims, seed=seed, epochs_per_stage=1, batch_size=64, memory_size=256, hard_negatives=16,
+    return SMEC(dims=dims, seed=seed, epochs_per_stage=1, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16,
                 progress=False, threads=1).fit(x)
 
 
