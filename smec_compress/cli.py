@@ -331,26 +331,25 @@ def reindex(
     out.print(f"reindexed {count} documents in {data_dir} at dims {dims} with head {head_dir}")
 
 
+def user_message(exc: SmecError | MemoryError | OSError) -> str:
+    """The one-line message for an error the user can fix (anything else is a bug: traceback)."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; use a smaller --sample-rows or --batch-rows"
+    if isinstance(exc, OSError):
+        return f"{exc.filename or ''}: {exc.strerror or exc}"
+    return str(exc)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (traceback with --debug)."""
     debug = "--debug" in sys.argv[1:]
     try:
         app()
-    except SmecError as exc:
-        if debug:
-            raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except MemoryError:
-        if debug:
-            raise
-        err.print("[bold red]error:[/] out of memory; use a smaller --sample-rows or --batch-rows", highlight=False)
-        sys.exit(2)
-    except OSError as exc:
-        if debug:
-            raise
-        err.print(f"[bold red]error:[/] {exc.filename or ''}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted; no partial output was kept")
         sys.exit(130)
+    except (SmecError, MemoryError, OSError) as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {user_message(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
