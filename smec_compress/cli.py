@@ -297,6 +297,29 @@ def evaluate(
 
 
 @app.command()
+def index(
+    input: Annotated[Path, typer.Argument(help="Compressed embeddings (.parquet file or directory), e.g. from `compress`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for index.faiss, ids.parquet and index.json.")],
+    factory: Annotated[Optional[str], typer.Option(help="FAISS factory string (default: chosen from size and --max-memory).")] = None,
+    max_memory: Annotated[str, typer.Option("--max-memory", help="Memory budget of the index, e.g. 512M, 4G.")] = "4G",
+    id_column: IdColumn = "id",
+    embedding_column: EmbeddingColumn = "embedding",
+) -> None:
+    """Build a FAISS inner-product index over compressed vectors (Flat -> HNSW -> IVF-PQ by budget)."""
+    from .index import build_index, parse_bytes
+    from .io import Columns, count_rows
+
+    budget = parse_bytes(max_memory)
+    with progress_bar() as bar:
+        task = bar.add_task("index", total=count_rows(input))
+        info = build_index(
+            input, out_dir, factory=factory, max_memory=budget, columns=Columns(id_column, embedding_column),
+            progress=lambda n: bar.advance(task, n),
+        )
+    out.print(f"{info.factory} index of {info.count} x {info.dim} vectors written to {out_dir}")
+
+
+@app.command()
 def serve(
     head_dir: Annotated[Optional[Path], typer.Option("--head", help="Head to serve (env SMEC_HEAD_DIR).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where documents and indexes persist (env SMEC_DATA_DIR).")] = None,

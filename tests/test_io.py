@@ -182,8 +182,9 @@ def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path, make, mes
     result = run_cli("fit", path, "--out", tmp_path / "head")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0] and "in.parquet" in lines[0]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    last = result.stderr.strip().splitlines()[-1]  # a progress bar may stand above it
+    assert len(errors) == 1 and last == errors[0] and message in last and "in.parquet" in last
 
 
 def test_cli_debug_shows_traceback(tmp_path):
