@@ -150,6 +150,7 @@ def run_job(job: tuple) -> tuple:
 
 
 def main() -> None:
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -158,6 +159,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--ablation-seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--all-ablations", action="store_true", help="also no-residual and L(dim_{i-1}) rows")
     ap.add_argument("--quick", action="store_true", help="one seed, no ablations (smoke run)")
     ap.add_argument("--synthetic-n", type=int, default=0, help="also time a fit on N x 384 random vectors")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -183,13 +185,15 @@ def main() -> None:
         jobs += [("supervised SMEC", "supervised", {"dims": (64, 48, 32)}, s) for s in seeds]
         for name, change in ((f"ADS {'off' if default.ads else 'on'}", {"ads": not default.ads}),
                              ("no S-XBM (in-batch candidates)", {"memory": False}),
-                             ("no residual path (pure chain)", {"residual": False}),
-                             ("with L(dim_{i-1}) term", {"prev_dim_weight": 1.0}),
+                             *([("no residual path (pure chain)", {"residual": False}),
+                                ("with L(dim_{i-1}) term", {"prev_dim_weight": 1.0})] if args.all_ablations else []),
                              ("joint (nested) training", {"sequential": False})):
             jobs += [(name, "smec", {**chain, **change}, s) for s in ab]
             notes[name] = ", ".join(f"{k}={v}" for k, v in change.items())
     per: dict = {}
-    with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(args.data, args.cache)) as pool:
+    # spawn, not fork: the parent already ran FAISS (OpenMP), and forked children then hang
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=spawn, initializer=_init, initargs=(args.data, args.cache)) as pool:
         for name, seed, r in pool.map(run_job, jobs):
             per.setdefault(name, []).append((seed, r))
             print(name, seed, {k: round(v, 4) for k, v in r["all"].items()}, f"{r['fit_seconds']:.0f}s", flush=True)

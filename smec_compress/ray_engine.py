@@ -76,8 +76,12 @@ def _start(address: str | None):
 
 
 def _actors(ray) -> int:
-    """One actor per CPU but one, so read and write tasks always find a CPU to run on."""
-    return max(1, int(ray.available_resources().get("CPU", 1)) - 1)
+    """One actor per cluster CPU but one, so read and write tasks always find a CPU to run on.
+
+    Counted from the cluster's total, not what is free now: actors of a finished job are
+    released lazily, and sizing from free CPUs could ask for zero and wait forever.
+    """
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
 
 
 def _write(ds, out_dir: Path, schema: pa.Schema) -> int:
