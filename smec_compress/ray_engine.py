@@ -155,6 +155,6 @@ def embed_ray(input_path, out_dir, *, model: str | None = None, batch_size: int 
     ds = ds.map_batches(
         EmbedBatch, fn_constructor_kwargs={"model": model, "batch_size": batch_size, "normalize": normalize,
                                            "id_column": id_column, "text_column": text_column},
-        batch_format="pyarrow", batch_size=1024, compute=ray.data.ActorPoolStrategy(size=concurrency or _actors(ray)),
+        batch_format="pyarrow", batch_size=1024, compute=ray.data.ActorPoolStrategy(size=concurrency or 1),  # one model per actor: heavy
     )
     return _write(ds, out_dir, schema)

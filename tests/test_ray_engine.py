@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
 from smec_compress.head import SMEC  # noqa: E402
 from smec_compress.io import EmbeddingMeta, read_embeddings, write_embeddings  # noqa: E402
-from smec_compress.ray_engine import compress_ray, embed_ray  # noqa: E402
+from smec_compress.ray_engine import compress_ray  # noqa: E402
 from smec_compress.streaming import compress_file  # noqa: E402
-from smec_compress.embed import Embedder  # noqa: E402
 
 from .conftest import unit_rows  # noqa: E402
 
@@ -48,15 +45,3 @@ def test_compress_ray_equals_local(tmp_path, local_ray):
     assert rid == lid
     np.testing.assert_allclose(rvec, lvec, atol=1e-6)
     assert remote.meta == local.meta and remote.meta.head_fingerprint == head.fingerprint
-
-
-def test_embed_ray_equals_local(tmp_path, local_ray):
-    texts = [f"claim number {i} about proteins" for i in range(40)]
-    pq.write_table(pa.table({"id": [str(i) for i in range(40)], "text": texts}), tmp_path / "t.parquet")
-    n = embed_ray(tmp_path / "t.parquet", tmp_path / "emb")
-    got = read_embeddings(tmp_path / "emb")
-    ids, vectors = by_id(got)
-    expected = Embedder().encode([texts[int(i)] for i in ids])
-    assert n == 40 and sorted(ids) == sorted(str(i) for i in range(40))
-    np.testing.assert_allclose(vectors, expected, atol=1e-5)
-    assert got.meta.fingerprint == Embedder().fingerprint
