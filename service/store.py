@@ -47,7 +47,7 @@ import pyarrow as pa
 from smec_compress.errors import SmecError
 from smec_compress.io import EmbeddingMeta, EmbeddingWriter, iter_batches
 
-from .wal import DELETE, UPSERT, WriteAheadLog, fsync_dir, replay
+from .wal import DELETE, UPSERT, WriteAheadLog, fsync_path, replay
 
 log = logging.getLogger("smec.service")
 
@@ -575,7 +575,7 @@ class Store:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.data_dir / MANIFEST)
-        fsync_dir(self.data_dir)
+        fsync_path(self.data_dir)
         if self._wal is not None:
             self._wal.close()
         old_generation, self._generation, self._wal = self._generation, generation, new_wal
@@ -595,14 +595,14 @@ class Store:
             for start in range(0, len(rows), 65_536):
                 part = rows[start : start + 65_536]
                 writer.write([self._ext[i] for i in part.tolist()], state.full[part], pa.table({"iid": pa.array(part, pa.int64())}))
-        _fsync_file(path)
+        fsync_path(path)
         for d in self.dims:
             target = self._index_path(seg.id, d)
             tmp = target.with_name(f".{target.name}.tmp")
             faiss.write_index(seg.indexes[d], str(tmp))
-            _fsync_file(tmp)
+            fsync_path(tmp)
             os.replace(tmp, target)
-        fsync_dir(self.data_dir)
+        fsync_path(self.data_dir)
         self._persisted.add(seg.id)
 
     def _wal_path(self, generation: int) -> Path:
@@ -689,11 +689,3 @@ def _index_memory(inner: faiss.Index, dim: int) -> int:
     if isinstance(inner, faiss.IndexIVF):
         total += inner.nlist * dim * 4 + n * 8
     return int(total)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -45,8 +45,8 @@ def encode(op: int, ids: list[str], vectors: np.ndarray | None) -> bytes:
     return HEADER.pack(MAGIC, op, len(ids), dim, len(payload), zlib.crc32(fields + payload)) + payload
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable (the directory entry itself)."""
+def fsync_path(path: Path) -> None:
+    """fsync a file's contents, or a directory's entries (a rename or a new file in it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -64,7 +64,7 @@ class WriteAheadLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if not existed and fsync:
             os.fsync(self._fd)
-            fsync_dir(path.parent)
+            fsync_path(path.parent)
         self.records = 0
         self.bytes = os.fstat(self._fd).st_size
 

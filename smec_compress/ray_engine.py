@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import SmecError
+from .streaming import check_trained_dim
 from .io import META_KEY, Columns, EmbeddingMeta, count_rows, iter_batches, parquet_files, read_meta, vectors_from_arrow
 
 
@@ -103,8 +104,7 @@ def compress_ray(head, head_dir, input_path, out_dir, *, dim: int, columns: Colu
                  force: bool = False, batch_rows: int = 65_536, address: str | None = None,
                  concurrency: int | None = None) -> int:
     """Compress with Ray Data; same checks and output columns and metadata as the local engine."""
-    if dim not in head.dims_:
-        raise SmecError(f"--dim {dim} is not a trained dim of this head; trained dims: {list(head.dims_)}")
+    check_trained_dim(head, dim)
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise SmecError(f"{out_dir}: already exists; choose another --out or remove it")

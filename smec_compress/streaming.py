@@ -11,6 +11,12 @@ from .errors import SmecError
 from .io import DEFAULT_BATCH_ROWS, Columns, EmbeddingWriter, iter_batches, read_meta
 
 
+def check_trained_dim(head, dim: int) -> None:
+    """Refuse a dim the head was not trained for, listing the ones it was (before any output)."""
+    if dim not in head.dims_:
+        raise SmecError(f"--dim {dim} is not a trained dim of this head; trained dims: {list(head.dims_)}")
+
+
 def compress_file(
     head,
     input_path: str | Path,
@@ -28,8 +34,7 @@ def compress_file(
     the source dim. Vectors of another dimension or embedder are refused before anything is
     written (``force`` overrides the embedder check only).
     """
-    if dim not in head.dims_:
-        raise SmecError(f"--dim {dim} is not a trained dim of this head; trained dims: {list(head.dims_)}")
+    check_trained_dim(head, dim)
     meta = read_meta(input_path)
     out_meta = replace(meta, dim=dim, normalized=True, head_fingerprint=head.fingerprint, source_dim=head.input_dim_)
     with ExitStack() as stack:

@@ -34,3 +34,11 @@ def rng() -> np.random.Generator:
 def unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     x = rng.standard_normal((n, d)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clustered(n=300, d=24, clusters=8, seed=0) -> np.ndarray:
+    """Unit vectors around a few Gaussian centres: neighbourhoods worth preserving."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, d))
+    x = centers[rng.integers(0, clusters, n)] + 0.5 * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)

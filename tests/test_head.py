@@ -7,16 +7,10 @@ import torch
 
 from smec_compress.errors import SmecError
 from smec_compress.head import SMEC
+from .conftest import clustered
 from smec_compress.train import FitConfig, fit_stages, run_chain
 
 FAST = dict(epochs_per_stage=2, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16, progress=False, threads=1)
-
-
-def clustered(n=300, d=24, clusters=8, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((clusters, d))
-    x = centers[rng.integers(0, clusters, n)] + 0.5 * rng.standard_normal((n, d))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,10 @@
 import numpy as np
 import torch
 
+from .conftest import clustered
 from smec_compress.train import FitConfig, collapse, fit_stages, pca_init
 
 FAST = dict(epochs_per_stage=3, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16, progress=False, threads=1)
-
-
-def clustered(n=300, d=24, clusters=8, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((clusters, d))
-    x = centers[rng.integers(0, clusters, n)] + 0.5 * rng.standard_normal((n, d))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def topk_overlap(a, b, k=10):
