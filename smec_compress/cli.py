@@ -119,6 +119,7 @@ def fit(
     queries: Annotated[Optional[Path], typer.Option(help="Query embeddings for supervised fitting (with --qrels).")] = None,
     qrels: Annotated[Optional[Path], typer.Option(help="TSV query-id, corpus-id, score: the training pairs.")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per stage (default: the head's default).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time (default: the head's default, 2000).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same head.")] = 0,
     sample_rows: Annotated[int, typer.Option("--sample-rows", min=1, help="Train on a uniform sample of at most this many corpus rows (bounded memory).")] = 1_000_000,
     id_column: IdColumn = "id",
@@ -149,6 +150,8 @@ def fit(
     kwargs = {"dims": parse_dims(dims), "seed": seed}
     if epochs is not None:
         kwargs["epochs_per_stage"] = epochs
+    if max_steps is not None:
+        kwargs["max_steps_per_stage"] = max_steps
     fit_args: dict = {}
     if queries is not None:
         q_vectors, positives, report = training_pairs(corpus, read_embeddings(queries, columns=columns), qrels)
@@ -222,6 +225,7 @@ def evaluate(
 ) -> None:
     """Retrieval quality per dim and per byte: full vectors, truncation, PCA, random projection,
     Matryoshka-Adaptor, SMEC, and int8 / binary / PQ / OPQ alone and stacked on PCA or SMEC."""
+    from .beir import is_beir_dir
     from .cache import default_cache_dir
     from .compare import check_head, compare, fit_reducers, header, plan, row_cells, write_report
     from .evalset import check_qrels, heldout_queries, load_evalset
@@ -237,7 +241,8 @@ def evaluate(
     if fit_smec and (head_dir or sup_head_dir):
         raise SmecError("--fit-smec fits its own heads; drop --head/--supervised-head, or drop --fit-smec")
     with progress_bar() as bar:
-        tasks = {role: bar.add_task(f"embed {role}", total=None) for role in ("corpus", "queries")}
+        verb = "embed" if is_beir_dir(dataset) else "read"  # a BEIR directory is embedded (or read from the cache)
+        tasks = {role: bar.add_task(f"{verb} {role}", total=None) for role in ("corpus", "queries")}
         data = load_evalset(
             dataset, qrels_path=qrels, split=split, model=model, cache_dir=cache_dir or default_cache_dir(),
             train_qrels_path=train_qrels, progress={role: (lambda n, t=t: bar.advance(t, n)) for role, t in tasks.items()},

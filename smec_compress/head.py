@@ -82,6 +82,7 @@ class SMEC:
             raise SmecError(f"dims={list(dims)} must all be in 1..{input_dim - 1} (input has {input_dim} dims)")
         _in_range("epochs_per_stage", p["epochs_per_stage"], 1, 10_000)
         _in_range("min_steps_per_stage", p["min_steps_per_stage"], 0, 10_000_000)
+        _in_range("max_steps_per_stage", p["max_steps_per_stage"], 1, 10_000_000)
         _in_range("batch_size", p["batch_size"], 2, 1 << 20)
         _in_range("memory_size", p["memory_size"], 1, 1 << 24)
         _in_range("hard_negatives", p["hard_negatives"], 1, 1 << 16)

@@ -54,3 +54,21 @@ def test_keep_ids_are_always_in_the_sample(tmp_path, rng):
     s, _ = sample_embeddings(tmp_path / "e.parquet", 100, keep_ids={"5", "2999", "1234"}, batch_rows=500)
     assert {"5", "2999", "1234"} <= set(s.ids) and len(set(s.ids)) == len(s.ids) and 100 <= len(s.ids) <= 103
     np.testing.assert_array_equal(s.vectors, x[[int(i) for i in s.ids]])
+
+
+def test_fit_cli_trains_on_a_sample_with_a_step_cap(tmp_path, rng):
+    import json
+
+    from .conftest import run_cli
+
+    x = unit_rows(rng, 2000, 16)
+    write_embeddings(tmp_path / "e.parquet", [str(i) for i in range(2000)], x)
+    r = run_cli("fit", tmp_path / "e.parquet", "--dims", "8,4", "--sample-rows", "300", "--max-steps", "3",
+                "--out", tmp_path / "head")
+    assert r.returncode == 0, r.stderr
+    assert "uniform sample of 300 of 2,000 rows" in r.stderr
+    assert "on 300 x 16 vectors" in r.stdout
+    config = json.loads((tmp_path / "head" / "config.json").read_text())["config"]
+    assert config["max_steps_per_stage"] == 3
+    bad = run_cli("fit", tmp_path / "e.parquet", "--max-steps", "0", "--out", tmp_path / "h2")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "h2").exists()
