@@ -45,3 +45,21 @@ def test_compress_ray_equals_local(tmp_path, local_ray):
     assert rid == lid
     np.testing.assert_allclose(rvec, lvec, atol=1e-6)
     assert remote.meta == local.meta and remote.meta.head_fingerprint == head.fingerprint
+
+
+def test_embed_ray_equals_local(tmp_path, local_ray):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from smec_compress.embed import Embedder
+    from smec_compress.ray_engine import embed_ray
+
+    texts = [f"claim number {i} about proteins" for i in range(40)]
+    pq.write_table(pa.table({"id": [str(i) for i in range(40)], "text": texts}), tmp_path / "t.parquet")
+    n = embed_ray(tmp_path / "t.parquet", tmp_path / "emb")
+    got = read_embeddings(tmp_path / "emb")
+    ids, vectors = by_id(got)
+    expected = Embedder().encode([texts[int(i)] for i in ids])
+    assert n == 40 and sorted(ids) == sorted(str(i) for i in range(40))
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    assert got.meta.fingerprint == Embedder().fingerprint
