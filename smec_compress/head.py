@@ -87,6 +87,7 @@ class SMEC:
         _in_range("memory_size", p["memory_size"], 1, 1 << 24)
         _in_range("hard_negatives", p["hard_negatives"], 1, 1 << 16)
         _in_range("supervised_hard_negatives", p["supervised_hard_negatives"], 1, 1 << 16)
+        _in_range("supervised_negative_pool", p["supervised_negative_pool"], 0, 1 << 16)
         _in_range("supervised_batch_size", p["supervised_batch_size"], 2, 1 << 20)
         _in_range("threads", p["threads"], 1, 1024)
         for name in ("lr", "ads_lr", "temperature", "supervised_temperature", "ads_tau_start", "ads_tau_end"):

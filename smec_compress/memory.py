@@ -64,3 +64,14 @@ class CrossBatchMemory:
                 sims.masked_fill_(ids[None, :] == exclude[:, j : j + 1], float("-inf"))
         top, index = torch.topk(sims, k, dim=1)
         return index, top
+
+    def draw(self, anchors: Tensor, k: int, pool: int, generator: torch.Generator,
+             exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``k`` entries per anchor drawn uniformly, without replacement, from its ``pool``
+        nearest (``select`` when ``pool <= k``). The very nearest unjudged documents of a query
+        are often relevant but unlabelled, so always taking them trains on false negatives."""
+        slots, top = self.select(anchors, max(k, pool), exclude)
+        if slots.shape[1] <= k:
+            return slots, top
+        pick = torch.rand(slots.shape, generator=generator).argsort(dim=1)[:, :k]
+        return slots.gather(1, pick), top.gather(1, pick)

@@ -42,3 +42,22 @@ def test_select_marks_missing_entries_invalid():
     mem.enqueue(torch.eye(2), torch.tensor([0, 1]))
     slots, sims = mem.select(torch.eye(2), 2, exclude=torch.tensor([[0], [1]]))
     assert torch.isfinite(sims).sum(1).tolist() == [1, 1]
+
+
+def test_draw_takes_k_distinct_entries_from_the_pool_and_varies():
+    g = torch.Generator().manual_seed(1)
+    mem = CrossBatchMemory(size=100, dim=8)
+    mem.enqueue(torch.randn(100, 8, generator=g), torch.arange(100))
+    anchors = torch.randn(5, 8, generator=g)
+    exclude = torch.tensor([[3], [-1], [-1], [7], [-1]])
+    pool_slots, _ = mem.select(anchors, 20, exclude)
+    seen = set()
+    for _ in range(10):
+        slots, top = mem.draw(anchors, 4, 20, g, exclude)
+        assert slots.shape == (5, 4) and torch.isfinite(top).all()
+        for row, pool in zip(slots.tolist(), pool_slots.tolist()):
+            assert len(set(row)) == 4 and set(row) <= set(pool)
+        seen |= set(map(tuple, slots.sort(dim=1).values.tolist()))
+    assert len(seen) > 5  # not always the same (nearest) four
+    nearest, _ = mem.draw(anchors, 4, 0, g, exclude)  # pool <= k: exactly the top-k
+    assert torch.equal(nearest, mem.select(anchors, 4, exclude)[0])
