@@ -39,7 +39,7 @@ def _check_matrix(name: str, a, input_dim: int | None = None) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.number):
         raise SmecError(f"{name} must be numeric, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float32)
-    bad = ~np.isfinite(a).all(axis=1)
+    bad = np.concatenate([~np.isfinite(a[i : i + 65_536]).all(axis=1) for i in range(0, len(a), 65_536)] or [np.zeros(0, bool)])
     if bad.any():
         raise SmecError(f"{name} has {int(bad.sum())} row(s) with NaN or inf values "
                         f"(first at row {int(np.argmax(bad))}); drop or re-embed them")
@@ -118,6 +118,10 @@ class SMEC:
         torch.set_num_threads(cfg.threads)
         try:
             stages = fit_stages(X, cfg, sup)
+        except RuntimeError as e:  # torch reports a failed allocation as RuntimeError
+            if "allocate" in str(e):
+                raise MemoryError(f"out of memory fitting on {len(X):,} x {X.shape[1]} rows") from e
+            raise
         finally:
             torch.set_num_threads(previous_threads)
         self._set_state(cfg, X.shape[1], _collapse_all(stages), _raw_state(stages), embedder_fingerprint)

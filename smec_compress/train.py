@@ -159,6 +159,13 @@ def collapse(stages: list[Stage]) -> tuple[np.ndarray, np.ndarray]:
     return w, b
 
 
+def _unit_rows(x: Tensor) -> Tensor:
+    """``x`` L2-normalised; ``x`` itself (no copy of the training set) when it already is,
+    as sentence-transformers embeddings usually are."""
+    norms = torch.linalg.vector_norm(x, dim=1)
+    return x if torch.allclose(norms, torch.ones_like(norms), atol=1e-5) else _normalize(x)
+
+
 def _normalize(x: Tensor) -> Tensor:
     return F.normalize(x, dim=1, eps=1e-12)
 
@@ -198,7 +205,7 @@ def fit_stages(X: np.ndarray, cfg: FitConfig, sup: Supervision | None = None) ->
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     x = torch.from_numpy(X)
-    xn = _normalize(x)
+    xn = _unit_rows(x)
     stages: list[Stage] = []
     if cfg.sequential:
         for i, k in enumerate(cfg.dims):

@@ -156,3 +156,15 @@ def test_to_sentence_transformers_equivalence():
     assert model.encode(texts[:2], convert_to_numpy=True).shape == (2, 384)  # original untouched
     with pytest.raises(SmecError, match=r"\[16, 8\]"):
         head.to_sentence_transformers(model, 4)
+
+
+def test_torch_allocation_failure_is_reported_as_out_of_memory(monkeypatch):
+    """torch signals a failed allocation with RuntimeError; the CLI maps MemoryError to a hint."""
+    from smec_compress import train
+
+    def fail(*args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(train, "fit_stages", fail)
+    with pytest.raises(MemoryError, match="out of memory fitting on 300 x 24"):
+        SMEC(dims=(8,), **FAST).fit(clustered(n=300))

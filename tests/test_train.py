@@ -95,3 +95,12 @@ def test_max_steps_per_stage_caps_long_epochs(monkeypatch):
     cfg = FitConfig(dims=(12, 6), **{**FAST, "epochs_per_stage": 50, "min_steps_per_stage": 400, "max_steps_per_stage": 7})
     fit_stages(X, cfg)
     assert len(steps) == 2 * 7
+
+
+def test_unit_rows_reuses_normalised_input_and_normalises_the_rest():
+    from smec_compress.train import _unit_rows
+
+    x = torch.from_numpy(clustered())
+    assert _unit_rows(x) is x  # no second copy of a large training set
+    y = _unit_rows(3 * x)
+    assert torch.allclose(y, x, atol=1e-6)
