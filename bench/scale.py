@@ -1,12 +1,13 @@
 """Scale: compress and fit on synthetic corpora on disk, local engine vs Ray Data (issue 7).
 
     .venv/bin/python bench/scale.py [--rows 10000000] [--dim 384] [--workdir /tmp/smec-scale]
-                                    [--fit-memory 6G] [--sample-rows 1000000] [--skip-ray]
+                                    [--fit-memory 8G] [--sample-rows 1000000] [--max-steps 500] [--skip-ray]
 
 1. Writes ROWS x DIM clustered synthetic unit vectors as a directory of Parquet files (1M rows each).
-2. ``fit`` with the default head config under an address-space limit (``prlimit --as``) smaller
-   than the dataset: it streams a uniform sample (``--sample-rows``, the CLI's default 1M) instead
-   of loading everything. This is also the "fit on 1M x 384 synthetic vectors" timing.
+2. ``fit`` (default dims, ``--max-steps`` batches per stage; the CLI default is 2,000) under an
+   address-space limit (``prlimit --as``) smaller than the dataset: it streams a uniform sample
+   (``--sample-rows``, the CLI's default 1M) instead of loading everything. This is also the
+   "fit on 1M x 384 synthetic vectors" timing; fit time grows linearly with the steps.
 3. ``compress`` to 64 d with the local engine and with ``--engine ray``: wall time, vectors/s and
    the peak RSS of the whole process tree (Ray's workers included), sampled every 0.2 s.
 4. The same compute with no I/O: ``head.transform`` against a bare numpy matmul of the same shape.
@@ -103,7 +104,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/smec-scale"))
-    parser.add_argument("--fit-memory", default="6G", help="address-space limit for the fit run")
+    parser.add_argument("--fit-memory", default="8G", help="address-space limit for the fit run")
+    parser.add_argument("--max-steps", type=int, default=500, help="training batches per stage")
     parser.add_argument("--sample-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-ray", action="store_true")
     args = parser.parse_args()
@@ -115,7 +117,8 @@ def main() -> None:
     limit = parse_bytes(args.fit_memory)
 
     fit = run_measured(
-        CLI + ["fit", str(data), "--sample-rows", str(args.sample_rows), "--out", str(work / "head")],
+        CLI + ["fit", str(data), "--sample-rows", str(args.sample_rows), "--max-steps", str(args.max_steps),
+               "--out", str(work / "head")],
         prefix=["prlimit", f"--as={limit}"],
     )
     head = SMEC.load(work / "head")
@@ -130,7 +133,7 @@ def main() -> None:
     compute = compute_only(head, 64)
     result = {
         "rows": args.rows, "dim": args.dim, "data_bytes": data_bytes, "generate_secs": gen_secs,
-        "fit": {**fit, "address_space_limit": limit, "sample_rows": args.sample_rows},
+        "fit": {**fit, "address_space_limit": limit, "sample_rows": args.sample_rows, "max_steps": args.max_steps},
         "compress": {k: {**v, "vectors_per_s": args.rows / v["secs"]} for k, v in runs.items()},
         "compute_vectors_per_s": compute,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB RAM",
@@ -154,7 +157,7 @@ def render(r: dict) -> str:
         f"`{r['command']}` on {r['machine']}, {r['date']}. Synthetic clustered unit vectors, "
         f"{r['rows']:,} x {r['dim']} ({r['data_bytes'] / GIB:.1f} GiB as float32), in 1M-row Parquet files.\n\n"
         "| job | wall time | vectors/s | peak RSS (process tree) |\n|---|---|---|---|\n"
-        f"| fit (default: dims 128,64,48,32,16, 2,000 steps/stage) on a {fit['sample_rows']:,}-row streamed sample, under "
+        f"| fit (dims 128,64,48,32,16, {fit['max_steps']:,} steps of 256 rows per stage) on a {fit['sample_rows']:,}-row streamed sample, under "
         f"`prlimit --as={fit['address_space_limit'] / GIB:.0f}G` | {fit['secs']:.0f} s | - | {fit['peak_rss'] / GIB:.2f} GiB |\n"
         + "\n".join(rows) + "\n\n"
         f"Compute alone, 1M x {r['dim']} in memory: `head.transform(x, 64)` {c['transform']:,.0f} vectors/s, "
