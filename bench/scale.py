@@ -108,7 +108,12 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=500, help="training batches per stage")
     parser.add_argument("--sample-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--render-only", action="store_true", help="rewrite scale.md from scale.json")
     args = parser.parse_args()
+    results = ROOT / "bench" / "results"
+    if args.render_only:
+        (results / "scale.md").write_text(render(json.loads((results / "scale.json").read_text())))
+        return print(f"wrote {results / 'scale.md'}")
     data, work = args.workdir / "corpus", args.workdir
     t = time.perf_counter()
     synthesize(data, args.rows, args.dim)
@@ -164,6 +169,8 @@ def render(r: dict) -> str:
         f"a bare numpy `x @ w` of the same shape {c['matmul']:,.0f} vectors/s "
         f"({100 * c['transform'] / c['matmul']:.0f}%). End to end, compress is bound by Parquet decoding of the\n"
         "`fixed_size_list<float32>` input, not by the matmul: see the read rate in the Parquet section.\n"
+        "The Ray row sums RSS over the driver, raylet, object store and workers; object-store pages mapped by\n"
+        "several processes count once per process, so it overstates what Ray really holds.\n"
     )
 
 
