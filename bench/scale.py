@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from smec_compress.head import SMEC  # noqa: E402
 from smec_compress.index import parse_bytes  # noqa: E402
 from smec_compress.io import EmbeddingMeta, EmbeddingWriter  # noqa: E402
+from smec_quality import throughput  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 CLI = [sys.executable, "-m", "smec_compress"]
 GIB = 2**30
@@ -89,14 +90,10 @@ def run_measured(cmd: list[str], *, prefix: list[str] | None = None) -> dict:
 
 
 def compute_only(head: SMEC, dim: int, rows: int = 1_000_000) -> dict:
-    """transform vs a bare matmul of the same shape, on data already in memory."""
+    """transform vs a bare matmul of the same shape, on data already in memory (vectors/s)."""
     x = np.random.default_rng(1).standard_normal((rows, head.input_dim_), dtype=np.float32)
-    w = np.random.default_rng(2).standard_normal((head.input_dim_, dim), dtype=np.float32)
-    best = {"matmul": 1e9, "transform": 1e9}
-    for _ in range(3):
-        t = time.perf_counter(); x @ w; best["matmul"] = min(best["matmul"], time.perf_counter() - t)
-        t = time.perf_counter(); head.transform(x, dim); best["transform"] = min(best["transform"], time.perf_counter() - t)
-    return {k: rows / v for k, v in best.items()}
+    r = throughput(head, x, dim)
+    return {"matmul": r["matmul_rows_per_s"], "transform": r["transform_rows_per_s"]}
 
 
 def main() -> None:

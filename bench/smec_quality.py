@@ -30,8 +30,11 @@ sys.path.insert(0, str(REPO))
 
 from smec_compress.baselines import PCA, l2_normalize  # noqa: E402
 from smec_compress.beir import read_qrels  # noqa: E402
+from smec_compress.evalset import heldout_queries  # noqa: E402
 from smec_compress.evaluate import evaluate_retrieval  # noqa: E402
 from smec_compress.head import SMEC  # noqa: E402
+from smec_compress.io import Embeddings  # noqa: E402
+from smec_compress.training_data import training_pairs  # noqa: E402
 
 DIMS = (16, 32, 48, 64)
 
@@ -85,13 +88,6 @@ def plain_head(X: np.ndarray, dim: int, seed: int, epochs: int = 20, lr: float =
     return lambda A: l2_normalize(A @ w_np + b_np)
 
 
-def pairs_from_qrels(qrels, query_ids, doc_ids):
-    qpos = {q: i for i, q in enumerate(query_ids)}
-    dpos = {d: i for i, d in enumerate(doc_ids)}
-    rows = [(qpos[q], dpos[d]) for q, rel in qrels.items() for d, s in rel.items() if s > 0 and q in qpos and d in dpos]
-    return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
-
-
 def throughput(head: SMEC, X: np.ndarray, dim: int, reps: int = 5) -> dict:
     """Rows/s of head.transform vs a bare float32 numpy matmul of the same shape."""
     w = head.weights_[dim][0]
@@ -118,9 +114,8 @@ def _init(data: Path, cache: Path | None) -> None:
 
     torch.set_num_threads(1)
     doc_ids, X, query_ids, Q = load_embeddings(data, cache)
-    test, train = read_qrels(data / "qrels" / "test.tsv"), read_qrels(data / "qrels" / "train.tsv")
-    train_docs = {d for rel in train.values() for d in rel}
-    unseen = {q: rel for q, rel in test.items() if not any(d in train_docs for d in rel)}
+    test, train = read_qrels(data / "qrels" / "test.tsv"), data / "qrels" / "train.tsv"
+    unseen = {q: test[q] for q in heldout_queries(test, read_qrels(train))}
     _DATA.update(doc_ids=doc_ids, X=X, query_ids=query_ids, Q=Q, test=test, train=train, unseen=unseen)
 
 
@@ -141,8 +136,8 @@ def run_job(job: tuple) -> tuple:
     else:
         fit_args = {}
         if kind == "supervised":
-            qi, di = pairs_from_qrels(d["train"], d["query_ids"], d["doc_ids"])
-            fit_args = {"queries": d["Q"][qi], "positives": di}
+            q_vectors, positives, _ = training_pairs(Embeddings(d["doc_ids"], d["X"]), Embeddings(d["query_ids"], d["Q"]), d["train"])
+            fit_args = {"queries": q_vectors, "positives": positives}
         head = SMEC(seed=seed, progress=False, threads=1, **kwargs).fit(d["X"], **fit_args)
         fn, dims = head.transform, [dim for dim in DIMS if dim in head.dims_]
     secs = time.perf_counter() - t

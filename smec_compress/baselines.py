@@ -40,14 +40,17 @@ class PCA:
         self._sum: np.ndarray | None = None
         self._gram: np.ndarray | None = None
 
-    def partial_fit(self, X: np.ndarray) -> "PCA":
-        X = np.asarray(X, dtype=np.float64)
+    def partial_fit(self, X: np.ndarray, chunk: int = 65_536) -> "PCA":
+        """Add ``X``'s moments, ``chunk`` rows at a time in float64 (never a float64 copy of X)."""
+        X = np.asarray(X)
         if self._sum is None:
             self._sum = np.zeros(X.shape[1])
             self._gram = np.zeros((X.shape[1], X.shape[1]))
+        for start in range(0, len(X), chunk):
+            c = X[start : start + chunk].astype(np.float64)
+            self._sum += c.sum(axis=0)
+            self._gram += c.T @ c
         self._n += len(X)
-        self._sum += X.sum(axis=0)
-        self._gram += X.T @ X
         self._solve()
         return self
 
@@ -60,9 +63,10 @@ class PCA:
         cov = self._gram / self._n - np.outer(mean, mean)
         eigvals, eigvecs = np.linalg.eigh(cov)
         order = np.argsort(eigvals)[::-1]
+        self.mean64_, self.components64_ = mean, eigvecs[:, order].T  # float64, to build on (SMEC's init)
         self.mean_ = mean.astype(np.float32)
         self.explained_variance_ = np.maximum(eigvals[order], 0.0)
-        self.components_ = eigvecs[:, order].T.astype(np.float32)  # (D, D), rows = axes
+        self.components_ = self.components64_.astype(np.float32)  # (D, D), rows = axes
         self.input_dim_ = len(mean)
 
     def transform(self, X: np.ndarray, dim: int) -> np.ndarray:

@@ -155,9 +155,14 @@ HEADER = ("method", "dim", "bytes/vector", "compression", "nDCG@10", "Recall@100
 HELDOUT_HEADER = "nDCG@10 held-out"
 
 
+def label(row: Row) -> str:
+    """The method's name, marked when it saw training labels."""
+    return row.method + (" (sup)" if row.supervised else "")
+
+
 def row_cells(row: Row, *, heldout: bool = False) -> tuple[str, ...]:
     cells = (
-        row.method + (" (sup)" if row.supervised else ""),
+        label(row),
         str(row.dim),
         str(row.bytes_per_vector),
         f"{row.compression:.0f}x" if row.compression >= 10 else f"{row.compression:.1f}x",
@@ -198,9 +203,8 @@ def best_per_budget(rows: list[Row], budgets: Iterable[int]) -> str:
         fitting = [r for r in rows if r.bytes_per_vector <= budget]
         if fitting:
             r = max(fitting, key=key)
-            name = r.method + (" (sup)" if r.supervised else "")
             lines.append(
-                f"| {budget} | {name} | {r.dim} | {r.bytes_per_vector} | {key(r):.4f} | {100 * key(r) / ref:.1f} | {r.ndcg10:.4f} |"
+                f"| {budget} | {label(r)} | {r.dim} | {r.bytes_per_vector} | {key(r):.4f} | {100 * key(r) / ref:.1f} | {r.ndcg10:.4f} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -39,7 +39,9 @@ def _check_matrix(name: str, a, input_dim: int | None = None) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.number):
         raise SmecError(f"{name} must be numeric, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float32)
-    bad = np.concatenate([~np.isfinite(a[i : i + 65_536]).all(axis=1) for i in range(0, len(a), 65_536)] or [np.zeros(0, bool)])
+    bad = np.zeros(len(a), dtype=bool)
+    for i in range(0, len(a), 65_536):  # chunks: no full-size boolean temporary
+        bad[i : i + 65_536] = ~np.isfinite(a[i : i + 65_536]).all(axis=1)
     if bad.any():
         raise SmecError(f"{name} has {int(bad.sum())} row(s) with NaN or inf values "
                         f"(first at row {int(np.argmax(bad))}); drop or re-embed them")

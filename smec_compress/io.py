@@ -177,12 +177,13 @@ def iter_batches(
             elif vectors.shape[1] != dim and len(vectors):
                 raise SmecError(f"{file}: vectors have {vectors.shape[1]} dims but {first} has {dim}")
             if check_finite:
-                _check_finite(vectors, table.column(columns.id), where=where)
+                reject_nonfinite(vectors, table.column(columns.id), where=where)
             ids = [str(x) for x in table.column(columns.id).to_pylist()]
             yield Batch(ids, vectors, table.drop_columns([columns.id, columns.embedding]), file)
 
 
-def _check_finite(vectors: np.ndarray, ids: pa.ChunkedArray, *, where: str) -> None:
+def reject_nonfinite(vectors: np.ndarray, ids: pa.ChunkedArray, *, where: str) -> None:
+    """Refuse rows with NaN or inf, naming the count and the first one's id."""
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if len(bad):
         raise SmecError(f"{where}: {len(bad)} rows contain NaN or inf (first id {ids[int(bad[0])].as_py()!r})")

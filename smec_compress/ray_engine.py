@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from .errors import SmecError
 from .streaming import check_trained_dim
-from .io import META_KEY, Columns, EmbeddingMeta, count_rows, iter_batches, parquet_files, read_meta, vectors_from_arrow
+from .io import (META_KEY, Columns, EmbeddingMeta, count_rows, iter_batches, parquet_files, read_meta, reject_nonfinite,
+                 vectors_from_arrow)
 
 
 def _fixed_list(vectors: np.ndarray) -> pa.FixedSizeListArray:
@@ -41,9 +42,8 @@ class CompressBatch:
         """``[id (string), embedding[dim], other columns]``: the local engine's layout."""
         where = f"column {self.columns.embedding!r}"
         vectors = vectors_from_arrow(table.column(self.columns.embedding), where=where)
-        if not np.isfinite(vectors).all():
-            raise SmecError(f"{where}: {int((~np.isfinite(vectors).all(axis=1)).sum())} rows contain NaN or inf")
         ids = table.column(self.columns.id).cast(pa.string())
+        reject_nonfinite(vectors, ids, where=where)
         rest = table.drop_columns([self.columns.id, self.columns.embedding])
         compressed = _fixed_list(self.head.transform(vectors, self.dim))
         return pa.Table.from_arrays([ids, compressed, *rest.columns], names=[self.columns.id, self.columns.embedding, *rest.column_names])

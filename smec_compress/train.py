@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from . import losses
 from .ads import ADS
+from .baselines import PCA
 from .memory import CrossBatchMemory
 
 
@@ -108,26 +109,15 @@ class Stage(nn.Module):
         return u, (u * mask).index_select(1, keep)
 
 
-def pca_init(h: np.ndarray, chunk: int = 65_536) -> tuple[Tensor, Tensor, Tensor]:
+def pca_init(h: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
     """Rotation onto the principal axes of ``h``, centering bias, and ADS logits that rank
-    axes by variance (log scale), so top-k at init is exactly PCA.
-
-    Moments are accumulated in float64 over row chunks, so memory is one chunk, not a float64
-    copy of the whole training set."""
-    n, width = h.shape
-    total, gram = np.zeros(width), np.zeros((width, width))
-    for start in range(0, n, chunk):
-        c = h[start : start + chunk].astype(np.float64)
-        total += c.sum(axis=0)
-        gram += c.T @ c
-    mean = total / n
-    cov = gram / n - np.outer(mean, mean)
-    eigvals, eigvecs = np.linalg.eigh(cov)
-    order = np.argsort(eigvals)[::-1]
-    rot = eigvecs[:, order].T
-    var = np.maximum(eigvals[order], 1e-12)
+    axes by variance (log scale), so top-k at init is exactly PCA. The moments are streamed
+    (``PCA.partial_fit``), so memory is one chunk, not a float64 copy of the training set."""
+    pca = PCA().fit(h)
+    var = np.maximum(pca.explained_variance_, 1e-12)
     logits = np.clip(np.log(var / var[0]), -20.0, 0.0)
-    return (torch.from_numpy(rot).float(), torch.from_numpy(-rot @ mean).float(),
+    rot = pca.components64_
+    return (torch.from_numpy(rot).float(), torch.from_numpy(-rot @ pca.mean64_).float(),
             torch.from_numpy(logits).float())
 
 

@@ -92,3 +92,17 @@ def test_centred_pca_subtracts_the_mean_and_uncentred_does_not():
     np.testing.assert_allclose(centred.transform(x, 3), z / np.linalg.norm(z, axis=1, keepdims=True), atol=1e-5)
     z = raw(plain, False)
     np.testing.assert_allclose(plain.transform(x, 3), z / np.linalg.norm(z, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_pca_streams_moments_in_chunks():
+    """Chunked float64 moments equal the one-shot covariance (no float64 copy of the data)."""
+    from .conftest import clustered
+
+    X = clustered(n=301)
+    chunked = PCA().partial_fit(X, chunk=7)
+    cov = np.cov(X.astype(np.float64), rowvar=False, bias=True)
+    eigvals = np.sort(np.linalg.eigvalsh(cov))[::-1]
+    h = X.astype(np.float64) @ chunked.components64_.T
+    assert np.allclose(h.var(axis=0), eigvals, atol=1e-6)
+    assert np.allclose(chunked.mean64_, X.astype(np.float64).mean(axis=0), atol=1e-7)
+    assert np.allclose(np.abs(chunked.components_), np.abs(PCA().fit(X).components_), atol=1e-4)

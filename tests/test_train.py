@@ -72,19 +72,6 @@ def test_residual_path_lets_small_dims_leave_the_larger_stage_subspace():
     assert residual[1].residual is not None and outside(residual) > 1e-3
 
 
-def test_pca_init_streams_moments_in_chunks():
-    """Chunked float64 moments equal the one-shot covariance (no float64 copy of the data)."""
-    X = clustered(n=301)
-    rot_a, bias_a, _ = pca_init(X, chunk=7)
-    cov = np.cov(X.astype(np.float64), rowvar=False, bias=True)
-    eigvals = np.sort(np.linalg.eigvalsh(cov))[::-1]
-    h = X.astype(np.float64) @ rot_a.double().numpy().T
-    assert np.allclose(h.var(axis=0), eigvals, atol=1e-6)
-    rot_b, bias_b, _ = pca_init(X)
-    assert torch.allclose(bias_a, -(rot_a @ torch.from_numpy(X.mean(0))), atol=1e-5)
-    assert torch.allclose(rot_a.abs(), rot_b.abs(), atol=1e-4)
-
-
 def test_max_steps_per_stage_caps_long_epochs(monkeypatch):
     """Large corpora: steps per stage stop at max_steps_per_stage even mid-epoch."""
     from smec_compress import train
