@@ -17,7 +17,7 @@ import numpy as np
 
 from .beir import find_file, is_beir_dir, read_texts
 from .errors import SmecError
-from .io import Columns, EmbeddingMeta, EmbeddingWriter, open_parquet
+from .io import SUFFIXES, Columns, EmbeddingMeta, EmbeddingWriter, open_parquet
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2 (bundled)"
 Progress = Callable[[int], None]
@@ -156,11 +156,12 @@ def text_sources(input_path: str | Path, *, columns: Columns = Columns(), text_c
 
 
 def output_paths(out: str | Path, roles: list[str]) -> dict[str, Path]:
-    """``sf.parquet`` holds the corpus (or the texts); queries go beside it as ``sf.queries.parquet``."""
+    """``sf.parquet`` holds the corpus (or the texts); queries go beside it as ``sf.queries.parquet``
+    (``sf.arrow`` and ``sf.queries.arrow`` for Arrow IPC output)."""
     out = Path(out)
-    if out.suffix != ".parquet":
-        raise SmecError(f"{out}: output must end in .parquet")
-    return {role: out if role in ("corpus", "texts") else out.with_suffix(f".{role}.parquet") for role in roles}
+    if out.suffix.lower() not in SUFFIXES:
+        raise SmecError(f"{out}: output must end in .parquet (or .arrow for Arrow IPC)")
+    return {role: out if role in ("corpus", "texts") else out.with_suffix(f".{role}{out.suffix}") for role in roles}
 
 
 def embed_source(

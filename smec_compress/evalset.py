@@ -14,7 +14,7 @@ from .beir import Qrels, is_beir_dir, read_qrels
 from .cache import cached_embeddings
 from .embed import Embedder, Progress, output_paths, text_sources
 from .errors import SmecError
-from .io import Embeddings, read_embeddings
+from .io import SUFFIXES, Embeddings, read_embeddings
 
 
 @dataclass
@@ -78,7 +78,7 @@ def load_evalset(
             misses += not hit
         train = read_qrels(train_qrels_path) if train_qrels_path else None
         return EvalSet(loaded["corpus"], loaded["queries"], qrels, embedder.name, misses, train, train_qrels_path)
-    if dataset.suffix == ".parquet":
+    if dataset.suffix.lower() in SUFFIXES:
         if qrels_path is None:
             raise SmecError(f"{dataset}: pre-embedded input needs --qrels (a BEIR qrels TSV)")
         queries_path = output_paths(dataset, ["queries"])["queries"]
@@ -88,4 +88,4 @@ def load_evalset(
         train = read_qrels(train_qrels_path) if train_qrels_path else None
         queries = read_embeddings(queries_path)
         return EvalSet(corpus, queries, read_qrels(qrels_path), corpus.meta.model, 0, train, train_qrels_path)
-    raise SmecError(f"{dataset}: expected a BEIR directory or a corpus .parquet written by `embed`")
+    raise SmecError(f"{dataset}: expected a BEIR directory or a corpus .parquet/.arrow written by `embed`")

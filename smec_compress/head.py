@@ -142,8 +142,13 @@ class SMEC:
         if not hasattr(self, "weights_"):
             raise SmecError("this SMEC head is not fitted yet; call fit(X) or SMEC.load(dir)")
 
-    def transform(self, X, dim: int) -> np.ndarray:
-        """(N, dim) float32 L2-normalised vectors: one matmul with the collapsed map."""
+    def transform(self, X, dim: int, *, out: np.ndarray | None = None) -> np.ndarray:
+        """(N, dim) float32 L2-normalised vectors: one matmul with the collapsed map.
+
+        ``out``, a C-contiguous (N, dim) float32 array, receives the result instead of a new
+        array: streaming callers reuse buffers, since first-touching fresh memory can cost as
+        much as the matmul itself (bench/scale.py).
+        """
         self._fitted()
         if dim not in self.weights_:
             raise SmecError(f"dim={dim} was not trained; this head has dims {list(self.dims_)}")
@@ -153,7 +158,9 @@ class SMEC:
         if X.dtype != np.float32:
             X = X.astype(np.float32)
         w, b = self.weights_[dim]
-        z = X @ w
+        if out is not None and (out.shape != (len(X), dim) or out.dtype != np.float32 or not out.flags.c_contiguous):
+            raise SmecError(f"out must be a C-contiguous float32 array of shape {(len(X), dim)}, got {out.dtype} {out.shape}")
+        z = np.matmul(X, w, out=out)
         z += b
         norms = np.sqrt(np.einsum("ij,ij->i", z, z))
         np.maximum(norms, 1e-12, out=norms)

@@ -19,8 +19,18 @@ import pyarrow as pa
 
 from .errors import SmecError
 from .streaming import check_trained_dim
-from .io import (META_KEY, Columns, EmbeddingMeta, count_rows, iter_batches, parquet_files, read_meta, reject_nonfinite,
-                 vectors_from_arrow)
+from .io import (META_KEY, Columns, EmbeddingMeta, count_rows, dataset_files, is_arrow_ipc, iter_batches, read_meta,
+                 reject_nonfinite, vectors_from_arrow)
+
+
+def parquet_files(input_path) -> list[Path]:
+    """The dataset's files, which must all be Parquet: Ray Data reads those, not Arrow IPC."""
+    files = dataset_files(input_path)
+    arrow = [f for f in files if is_arrow_ipc(f)]
+    if arrow:
+        raise SmecError(f"{arrow[0]}: --engine ray reads Parquet only; use the local engine for Arrow IPC files "
+                        "(it memory-maps them)")
+    return files
 
 
 def _fixed_list(vectors: np.ndarray) -> pa.FixedSizeListArray:
@@ -105,6 +115,7 @@ def compress_ray(head, head_dir, input_path, out_dir, *, dim: int, columns: Colu
                  concurrency: int | None = None) -> int:
     """Compress with Ray Data; same checks and output columns and metadata as the local engine."""
     check_trained_dim(head, dim)
+    files = parquet_files(input_path)
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise SmecError(f"{out_dir}: already exists; choose another --out or remove it")
@@ -117,7 +128,7 @@ def compress_ray(head, head_dir, input_path, out_dir, *, dim: int, columns: Colu
         + [f for f in first.rest.schema], metadata={META_KEY: out_meta.to_bytes()}
     )
     ray = _start(address)
-    ds = ray.data.read_parquet([str(f) for f in parquet_files(input_path)])
+    ds = ray.data.read_parquet([str(f) for f in files])
     ds = ds.map_batches(
         CompressBatch, fn_constructor_kwargs={"head_dir": str(head_dir), "dim": dim, "columns": columns},
         batch_format="pyarrow", batch_size=batch_rows,

@@ -101,6 +101,8 @@ def test_bad_inputs(tmp_path, name, content, message):
 def test_output_must_be_parquet_and_queries_go_beside_it(tmp_path):
     assert output_paths(tmp_path / "sf.parquet", ["corpus", "queries"]) == {
         "corpus": tmp_path / "sf.parquet", "queries": tmp_path / "sf.queries.parquet"}
+    assert output_paths(tmp_path / "sf.arrow", ["corpus", "queries"]) == {
+        "corpus": tmp_path / "sf.arrow", "queries": tmp_path / "sf.queries.arrow"}
     with pytest.raises(SmecError, match="must end in .parquet"):
         output_paths(tmp_path / "sf.npy", ["texts"])
 

@@ -168,3 +168,13 @@ def test_torch_allocation_failure_is_reported_as_out_of_memory(monkeypatch):
     monkeypatch.setattr(train, "fit_stages", fail)
     with pytest.raises(MemoryError, match="out of memory fitting on 300 x 24"):
         SMEC(dims=(8,), **FAST).fit(clustered(n=300))
+
+
+def test_transform_into_a_given_buffer(head, X):
+    out = np.full((len(X), 6), np.nan, np.float32)
+    z = head.transform(X, 6, out=out)
+    assert z is out or np.shares_memory(z, out)
+    np.testing.assert_array_equal(out, head.transform(X, 6))
+    for bad in (np.empty((len(X), 5), np.float32), np.empty((len(X), 6), np.float64), np.empty((6, len(X)), np.float32).T):
+        with pytest.raises(SmecError, match="out must be a C-contiguous float32 array"):
+            head.transform(X, 6, out=bad)

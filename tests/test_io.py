@@ -1,6 +1,8 @@
-"""Parquet embeddings: round trips, foreign layouts, streaming, and every kind of bad file."""
+"""Parquet and Arrow IPC embeddings: round trips, foreign layouts, streaming, and every kind of bad file."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +14,7 @@ from smec_compress.io import (
     Columns,
     EmbeddingMeta,
     EmbeddingWriter,
+    count_rows,
     iter_batches,
     read_embeddings,
     read_meta,
@@ -99,6 +102,57 @@ def test_writer_never_clobbers_a_good_file_on_failure(tmp_path, rng):
     assert read_embeddings(target).ids == ["x"]
 
 
+def test_parquet_vectors_are_byte_stream_split_without_dictionary(tmp_path, rng):
+    """The encoding that bench/scale.py measured smaller and faster to read than the default."""
+    write_embeddings(tmp_path / "e.parquet", [f"d{i}" for i in range(100)], unit_rows(rng, 100, 8))
+    columns = pq.ParquetFile(tmp_path / "e.parquet").metadata.row_group(0)
+    by_name = {columns.column(i).path_in_schema: columns.column(i) for i in range(columns.num_columns)}
+    vectors = by_name["embedding.list.element"]
+    assert "BYTE_STREAM_SPLIT" in vectors.encodings and not vectors.has_dictionary_page
+    assert vectors.compression == "ZSTD" and by_name["id"].has_dictionary_page
+
+
+def test_arrow_ipc_round_trip_is_memory_mapped(tmp_path, rng):
+    vectors = unit_rows(rng, 1000, 24)
+    ids = [f"doc{i}" for i in range(1000)]
+    meta = EmbeddingMeta(model="m", normalized=True, fingerprint="abc", kind="corpus")
+    write_embeddings(tmp_path / "e.arrow", ids, vectors, meta, batch_rows=300)
+    with pa.memory_map(str(tmp_path / "e.arrow")) as source:
+        table = pa.ipc.open_file(source).read_all()  # a plain Arrow IPC file, readable by any Arrow tool
+    assert table.schema.field("embedding").type == pa.list_(pa.float32(), 24) and table.num_rows == 1000
+    back = read_embeddings(tmp_path / "e.arrow", batch_rows=128)
+    assert back.ids == ids and back.meta == replace(meta, dim=24)
+    np.testing.assert_array_equal(back.vectors, vectors)
+    batches = list(iter_batches(tmp_path / "e.arrow", batch_rows=128))
+    assert [len(b.vectors) for b in batches[:4]] == [128, 128, 44, 128]  # 300-row record batches, sliced
+    first = batches[0].vectors
+    assert not first.flags.writeable and not first.flags.owndata  # a view of the mapped file, not a copy
+    np.testing.assert_array_equal(first, vectors[:128])
+
+
+def test_directory_may_mix_parquet_and_arrow_files(tmp_path, rng):
+    parts = [unit_rows(rng, n, 6) for n in (5, 7)]
+    write_embeddings(tmp_path / "part-0.parquet", [f"0-{j}" for j in range(5)], parts[0])
+    write_embeddings(tmp_path / "part-1.arrow", [f"1-{j}" for j in range(7)], parts[1])
+    back = read_embeddings(tmp_path)
+    np.testing.assert_array_equal(back.vectors, np.concatenate(parts))
+    assert back.ids[0] == "0-0" and back.ids[-1] == "1-6" and count_rows(tmp_path) == 12
+
+
+def test_writer_passes_arrow_ids_through_and_casts_integers(tmp_path, rng):
+    vectors = unit_rows(rng, 3, 4)
+    with EmbeddingWriter(tmp_path / "i.arrow", 4) as writer:
+        writer.write(pa.array([7, 8, 9]), vectors)
+    assert read_embeddings(tmp_path / "i.arrow").ids == ["7", "8", "9"]
+
+
+def test_batch_ids_are_converted_only_when_asked(tmp_path, rng):
+    write_embeddings(tmp_path / "e.parquet", ["a", "b"], unit_rows(rng, 2, 4))
+    batch = next(iter_batches(tmp_path / "e.parquet"))
+    assert "ids" not in batch.__dict__ and batch.id_array.to_pylist() == ["a", "b"]
+    assert batch.ids == ["a", "b"]
+
+
 # ---- bad input: each names the file, the column and a count ----
 
 def test_missing_file(tmp_path):
@@ -110,6 +164,13 @@ def test_not_parquet(tmp_path):
     (tmp_path / "bad.parquet").write_text("id,embedding\n1,2\n")
     with pytest.raises(SmecError, match="bad.parquet: not a readable Parquet file"):
         read_embeddings(tmp_path / "bad.parquet")
+
+
+def test_not_arrow_ipc(tmp_path, rng):
+    write_embeddings(tmp_path / "real.parquet", ["a"], unit_rows(rng, 1, 4))
+    (tmp_path / "bad.arrow").write_bytes((tmp_path / "real.parquet").read_bytes())
+    with pytest.raises(SmecError, match="bad.arrow: not a readable Arrow IPC file"):
+        read_embeddings(tmp_path / "bad.arrow")
 
 
 def test_no_embedding_column(tmp_path):
@@ -152,7 +213,7 @@ def test_empty_file(tmp_path):
 
 
 def test_empty_directory(tmp_path):
-    with pytest.raises(SmecError, match="directory holds no .parquet files"):
+    with pytest.raises(SmecError, match="directory holds no .parquet/.arrow"):
         read_embeddings(tmp_path)
 
 

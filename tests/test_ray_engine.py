@@ -7,6 +7,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
+from smec_compress.errors import SmecError  # noqa: E402
 from smec_compress.head import SMEC  # noqa: E402
 from smec_compress.io import EmbeddingMeta, read_embeddings, write_embeddings  # noqa: E402
 from smec_compress.ray_engine import compress_ray  # noqa: E402
@@ -63,3 +64,14 @@ def test_embed_ray_equals_local(tmp_path, local_ray):
     assert n == 40 and sorted(ids) == sorted(str(i) for i in range(40))
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
     assert got.meta.fingerprint == Embedder().fingerprint
+
+
+def test_compress_ray_refuses_arrow_ipc_before_starting_ray(tmp_path):
+    x = unit_rows(np.random.default_rng(0), 50, 8)
+    head = SMEC(dims=(4,), epochs_per_stage=1, min_steps_per_stage=0, progress=False).fit(x)
+    head.save(tmp_path / "head")
+    write_embeddings(tmp_path / "in" / "a.parquet", [f"a{i}" for i in range(50)], x)
+    write_embeddings(tmp_path / "in" / "b.arrow", [f"b{i}" for i in range(50)], x)
+    with pytest.raises(SmecError, match=r"b.arrow: --engine ray reads Parquet only"):
+        compress_ray(head, tmp_path / "head", tmp_path / "in", tmp_path / "out", dim=4)
+    assert not (tmp_path / "out").exists()

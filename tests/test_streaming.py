@@ -1,4 +1,4 @@
-"""compress: streaming a head over Parquet keeps ids and columns, records provenance, refuses misuse."""
+"""compress: streaming a head over Parquet/Arrow IPC keeps ids and columns, records provenance, refuses misuse."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from smec_compress.errors import SmecError
 from smec_compress.head import SMEC
-from smec_compress.io import EmbeddingMeta, read_embeddings, write_embeddings
+from smec_compress.io import EmbeddingMeta, EmbeddingWriter, read_embeddings, write_embeddings
 from smec_compress.streaming import compress_file
 
 from .conftest import run_cli, unit_rows
@@ -74,3 +74,79 @@ def test_cli_compress_and_errors(tmp_path, fitted):
     missing = run_cli("compress", tmp_path / "nohead", tmp_path / "in.parquet", "--dim", "8", "--out", tmp_path / "p.parquet")
     assert missing.returncode == 2 and "nohead" in missing.stderr and "Traceback" not in missing.stderr
     assert not (tmp_path / "p.parquet").exists()
+
+
+def test_arrow_ipc_in_and_out_equal_parquet(tmp_path, fitted):
+    """The fast path (.arrow, memory-mapped, ids passed through as Arrow) writes what Parquet does."""
+    head, _, x = fitted
+    write_with_extra(tmp_path / "in.parquet", x)
+    compress_file(head, tmp_path / "in.parquet", tmp_path / "ref.parquet", dim=8, batch_rows=64)
+    compress_file(head, tmp_path / "in.parquet", tmp_path / "mid.arrow", dim=16, batch_rows=64)
+    table = pq.read_table(tmp_path / "in.parquet")
+    with pa.ipc.new_file(str(tmp_path / "in.arrow"), table.schema) as writer:
+        writer.write_table(table, max_chunksize=100)  # record batches that straddle the 64-row batches
+    rows = compress_file(head, tmp_path / "in.arrow", tmp_path / "out.arrow", dim=8, batch_rows=64)
+    ref, out = read_embeddings(tmp_path / "ref.parquet"), read_embeddings(tmp_path / "out.arrow")
+    assert rows == 300 and out.ids == ref.ids
+    np.testing.assert_allclose(out.vectors, ref.vectors, atol=1e-6)  # other batch edges, other BLAS blocking
+    assert out.meta == ref.meta
+    back = pa.ipc.open_file(str(tmp_path / "out.arrow")).read_all()
+    assert back.column("lang").to_pylist() == table.column("lang").to_pylist()
+    assert back.schema.field("embedding").type == pa.list_(pa.float32(), 8)
+    assert read_embeddings(tmp_path / "mid.arrow").vectors.shape == (300, 16)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_input_rows_are_refused_by_id_and_nothing_is_written(tmp_path, fitted, bad):
+    head, _, x = fitted
+    x = x.copy()
+    x[123, 5] = bad
+    write_with_extra(tmp_path / "in.parquet", x)
+    with pytest.raises(SmecError, match=r"1 rows contain NaN or inf \(first id 'd123'\)"):
+        compress_file(head, tmp_path / "in.parquet", tmp_path / "out.parquet", dim=8, batch_rows=64)
+    assert list(tmp_path.iterdir()) == [tmp_path / "in.parquet"]
+
+
+def test_inf_row_spoils_its_whole_output_row(fitted):
+    """What the output-side NaN/inf check rests on, including weights that are exactly zero."""
+    head, _, x = fitted
+    w, b = head.weights_[8]
+    rows = np.repeat(x[:1], 3, axis=0)
+    rows[0, 0], rows[1, 7], rows[2, 31] = np.inf, -np.inf, np.nan
+    zeroed = SMEC.__new__(SMEC)
+    zeroed.__dict__.update(head.__dict__)
+    w0 = w.copy()
+    w0[7, :] = 0.0
+    zeroed.weights_ = {**head.weights_, 8: (w0, b)}
+    with np.errstate(invalid="ignore"):
+        for model in (head, zeroed):
+            assert not np.isfinite(model.transform(rows, 8)).any()
+
+
+def test_files_with_other_columns_are_refused_and_nothing_is_written(tmp_path, fitted):
+    head, _, x = fitted
+    (tmp_path / "in").mkdir()
+    write_with_extra(tmp_path / "in" / "a.parquet", x[:150])
+    write_embeddings(tmp_path / "in" / "b.parquet", [f"e{i}" for i in range(150)], x[150:],
+                     EmbeddingMeta(model="m", fingerprint="fp-a"))
+    with pytest.raises(SmecError, match=r"b.parquet: its other columns \(none\) differ from the first file's \(lang: string\)"):
+        compress_file(head, tmp_path / "in", tmp_path / "out.arrow", dim=8, batch_rows=64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_failing_write_surfaces_and_removes_the_partial_file(tmp_path, fitted, monkeypatch):
+    head, _, x = fitted
+    write_with_extra(tmp_path / "in.parquet", x)
+    calls = []
+    original = EmbeddingWriter.write
+
+    def failing(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return original(self, *args)
+
+    monkeypatch.setattr(EmbeddingWriter, "write", failing)
+    with pytest.raises(OSError, match="disk full"):
+        compress_file(head, tmp_path / "in.parquet", tmp_path / "out.parquet", dim=8, batch_rows=64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
