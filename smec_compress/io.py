@@ -10,12 +10,12 @@ directory of files is one dataset.
 Two on-disk formats, chosen by the file name:
 
 - ``.parquet`` (the default): compact and read by every tool. Vector values are written with
-  ``BYTE_STREAM_SPLIT`` + zstd, which is 10% smaller and 1.5x faster to read than Parquet's
-  default dictionary encoding, but decoding a list column still costs more than the matmul that
-  compresses it (bench/scale.py).
+  ``BYTE_STREAM_SPLIT`` + zstd and no dictionary: 9% smaller than zstd with a dictionary, the
+  smallest layout measured (bench/formats.py). Decoding a list column still costs far more than
+  the matmul that compresses it.
 - ``.arrow`` (Arrow IPC file, also ``.feather``/``.ipc``), uncompressed: read by memory-mapping,
   so a batch's vectors are a zero-copy view of the file (of the OS page cache). This is the
-  format for throughput: ``compress`` from ``.arrow`` runs near matmul speed.
+  format for throughput: ``compress`` from ``.arrow`` ran 7-8x faster than from Parquet.
 
 Reading streams record batches into one preallocated ``(N, D)`` float32 array: peak memory is
 the array plus one batch, and no Python loop runs per row.
@@ -135,22 +135,42 @@ def open_parquet(path: Path) -> pq.ParquetFile:
 
 
 class _ArrowFile:
-    """An Arrow IPC file, memory-mapped, with the slice of ``pq.ParquetFile``'s API we use."""
+    """An Arrow IPC file, memory-mapped, with the slice of ``pq.ParquetFile``'s API we use.
+
+    Both IPC layouts are read: the random-access file format (what we write) and the stream
+    format (what e.g. Hugging Face ``datasets`` caches as ``.arrow``).
+    """
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         try:
-            self._reader = pa.ipc.open_file(pa.memory_map(str(path)))
-        except (pa.ArrowInvalid, OSError) as exc:
+            reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            self._stream = False
+        except pa.ArrowInvalid:
+            try:
+                reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+                self._stream = True
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise SmecError(f"{path}: not a readable Arrow IPC file ({exc})") from None
+        except OSError as exc:
             raise SmecError(f"{path}: not a readable Arrow IPC file ({exc})") from None
-        self.schema_arrow = self._reader.schema
+        self._reader = reader
+        self.schema_arrow = reader.schema
+
+    def _record_batches(self) -> Iterator[pa.RecordBatch]:
+        """Zero-copy views of the mapped file; a stream is re-opened for each pass."""
+        if self._stream:
+            yield from pa.ipc.open_stream(pa.memory_map(str(self.path)))
+        else:
+            for i in range(self._reader.num_record_batches):
+                yield self._reader.get_batch(i)
 
     @property
     def num_rows(self) -> int:
-        return sum(self._reader.get_batch(i).num_rows for i in range(self._reader.num_record_batches))
+        return sum(batch.num_rows for batch in self._record_batches())
 
     def iter_batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
-        for i in range(self._reader.num_record_batches):
-            record_batch = self._reader.get_batch(i)  # zero-copy views of the mapped file
+        for record_batch in self._record_batches():
             for start in range(0, record_batch.num_rows, batch_size):
                 yield record_batch.slice(start, batch_size)
 

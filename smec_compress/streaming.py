@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -36,34 +37,44 @@ def compress_file(
     fingerprint and the source dim. Vectors of another dimension or embedder are refused before
     anything is written (``force`` overrides the embedder check only). NaN/inf input rows are
     refused too, found from the output (see ``_check_output``), so no extra pass over the input
-    runs: from a memory-mapped ``.arrow`` file this loop runs near matmul speed.
+    runs: from a memory-mapped ``.arrow`` file the matmul and the output write are what is left.
     """
     check_trained_dim(head, dim)
     meta = read_meta(input_path)
     out_meta = replace(meta, dim=dim, normalized=True, head_fingerprint=head.fingerprint, source_dim=head.input_dim_)
     with ExitStack() as stack:
         writer: EmbeddingWriter | None = None
-        buffer = np.empty((0, dim), np.float32)  # reused: first-touching fresh memory costs as much as the matmul
-        for batch in iter_batches(input_path, columns=columns, batch_rows=batch_rows, check_finite=False):
+        pending: Future | None = None
+        buffers = [np.empty((0, dim), np.float32)] * 2  # reused: first-touching fresh memory is slow
+        for n, batch in enumerate(iter_batches(input_path, columns=columns, batch_rows=batch_rows, check_finite=False)):
             if writer is None:
                 head.check_input(batch.vectors.shape[1], meta.fingerprint, force)
                 writer = stack.enter_context(
                     EmbeddingWriter(out_path, dim, out_meta, rest_schema=batch.rest.schema, columns=columns)
                 )
-                writer_rest = batch.rest.schema
-            elif batch.rest.schema != writer_rest:
+                # exits before the writer: the last write finishes before the file is closed or removed
+                background = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="smec-write"))
+                first_rest = batch.rest.schema
+            elif batch.rest.schema != first_rest:
                 raise SmecError(f"{batch.path}: its other columns ({_describe(batch.rest.schema)}) differ from the "
-                                f"first file's ({_describe(writer_rest)}); every file of a dataset needs the same columns")
-            if len(buffer) < len(batch.vectors):
-                buffer = np.empty((len(batch.vectors), dim), np.float32)
+                                f"first file's ({_describe(first_rest)}); every file of a dataset needs the same columns")
+            # two buffers in turn: the one the background write is reading is never overwritten
+            rows = len(batch.vectors)
+            if len(buffers[n % 2]) < rows:
+                buffers[n % 2] = np.empty((rows, dim), np.float32)
             with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf rows are reported below, not warned about
-                compressed = head.transform(batch.vectors, dim, out=buffer[: len(batch.vectors)])
+                compressed = head.transform(batch.vectors, dim, out=buffers[n % 2][:rows])
             _check_output(compressed, batch, where=f"{batch.path}, column {columns.embedding!r}")
-            writer.write(batch.id_array, compressed, batch.rest)  # copied into the file before the buffer is reused
+            if pending is not None:
+                pending.result()  # one write in flight, in order; re-raises its error here
+            # writing (Arrow and the kernel; the GIL is released) overlaps the next batch's matmul: on a
+            # 10M-row compress the output write blocks on the disk as long as the matmuls take
+            pending = background.submit(writer.write, batch.id_array, compressed, batch.rest)
             if progress:
-                progress(len(compressed))
+                progress(rows)
         if writer is None:
             raise SmecError(f"{input_path}: no rows to compress")
+        pending.result()
     return writer.rows
 
 

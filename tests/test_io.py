@@ -130,6 +130,19 @@ def test_arrow_ipc_round_trip_is_memory_mapped(tmp_path, rng):
     np.testing.assert_array_equal(first, vectors[:128])
 
 
+def test_arrow_ipc_stream_format_is_read_too(tmp_path, rng):
+    """Hugging Face datasets and other tools write the IPC stream layout under .arrow."""
+    vectors = unit_rows(rng, 50, 4)
+    table = pa.table({"id": [f"s{i}" for i in range(50)],
+                      "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 4)})
+    with pa.ipc.new_stream(str(tmp_path / "s.arrow"), table.schema) as writer:
+        writer.write_table(table, max_chunksize=20)
+    assert count_rows(tmp_path / "s.arrow") == 50
+    back = read_embeddings(tmp_path / "s.arrow", batch_rows=16)
+    assert back.ids[-1] == "s49"
+    np.testing.assert_array_equal(back.vectors, vectors)
+
+
 def test_directory_may_mix_parquet_and_arrow_files(tmp_path, rng):
     parts = [unit_rows(rng, n, 6) for n in (5, 7)]
     write_embeddings(tmp_path / "part-0.parquet", [f"0-{j}" for j in range(5)], parts[0])

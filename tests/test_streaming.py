@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -69,6 +71,10 @@ def test_cli_compress_and_errors(tmp_path, fitted):
     ok = run_cli("compress", head_dir, tmp_path / "in.parquet", "--dim", "16", "--out", tmp_path / "o.parquet")
     assert ok.returncode == 0, ok.stderr
     np.testing.assert_allclose(read_embeddings(tmp_path / "o.parquet").vectors, head.transform(x, 16), atol=1e-6)
+    assert re.search(r"wrote 300 x 16 vectors to .*o\.parquet in [0-9.]+s \([0-9,]+ vectors/s\)", " ".join(ok.stdout.split()))
+    arrow = run_cli("compress", head_dir, tmp_path / "in.parquet", "--dim", "8", "--out", tmp_path / "o.arrow")
+    assert arrow.returncode == 0, arrow.stderr
+    np.testing.assert_allclose(read_embeddings(tmp_path / "o.arrow").vectors, head.transform(x, 8), atol=1e-6)
     bad = run_cli("compress", head_dir, tmp_path / "in.parquet", "--dim", "12", "--out", tmp_path / "p.parquet")
     assert bad.returncode == 2 and "trained dims: [16, 8]" in bad.stderr and "Traceback" not in bad.stderr
     missing = run_cli("compress", tmp_path / "nohead", tmp_path / "in.parquet", "--dim", "8", "--out", tmp_path / "p.parquet")
