@@ -276,7 +276,7 @@ def render(r: dict) -> str:
         f"{r['disk_write_bytes_per_s'] / 1e9:.2f} GB/s; the 64-d output of {r['rows']:,} rows is "
         f"{r['rows'] * 64 * 4 / 1e9:.1f} GB.\n"
         "\"Compress loop\" is the rate `compress` prints: rows over the seconds from opening the input to closing the\n"
-        f"output, without Python/torch start-up and head loading ({startup:.1f} s in the last run), which the wall\n"
+        f"output, without Python start-up and head loading ({startup:.1f} s in the last run), which the wall\n"
         "column includes. Parquet input is bound by decoding its list column; Arrow IPC is memory-mapped, so from\n"
         "the page cache compress is bound by the matmul and the output write, and from disk by the disk's read\n"
         f"rate ({disk_text(r)}).\n"

@@ -14,7 +14,7 @@ from .embed import Embedder
 from .errors import SmecError
 from .evaluate import evaluate_retrieval
 from .head import SMEC
-from .train import FitConfig
+from .config import FitConfig
 from .io import Columns, EmbeddingMeta, Embeddings, EmbeddingWriter, read_embeddings, write_embeddings
 
 __all__ = [

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SmecError
-from .train import FitConfig
+from .config import FitConfig
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"

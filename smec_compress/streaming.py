@@ -67,8 +67,8 @@ def compress_file(
             _check_output(compressed, batch, where=f"{batch.path}, column {columns.embedding!r}")
             if pending is not None:
                 pending.result()  # one write in flight, in order; re-raises its error here
-            # writing (Arrow and the kernel; the GIL is released) overlaps the next batch's matmul: on a
-            # 10M-row compress the output write blocks on the disk as long as the matmuls take
+            # the write (Arrow and the kernel; the GIL is released) overlaps the next batch's matmul: writing
+            # a 10M-row output takes about as long as its matmuls here (BENCHMARKS "Scale")
             pending = background.submit(writer.write, batch.id_array, compressed, batch.rest)
             if progress:
                 progress(rows)

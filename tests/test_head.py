@@ -178,3 +178,21 @@ def test_transform_into_a_given_buffer(head, X):
     for bad in (np.empty((len(X), 5), np.float32), np.empty((len(X), 6), np.float64), np.empty((6, len(X)), np.float32).T):
         with pytest.raises(SmecError, match="out must be a C-contiguous float32 array"):
             head.transform(X, 6, out=bad)
+
+
+def test_loading_and_applying_a_head_does_not_import_torch(head, X, tmp_path):
+    """compress and --help start in under a second because only fit needs torch."""
+    import subprocess
+    import sys
+
+    head.save(tmp_path / "h")
+    np.save(tmp_path / "x.npy", X)
+    code = (
+        "import sys, numpy as np, smec_compress.cli\n"
+        "from smec_compress import SMEC\n"
+        f"z = SMEC.load({str(tmp_path / 'h')!r}).transform(np.load({str(tmp_path / 'x.npy')!r}), 6)\n"
+        "assert z.shape[1] == 6\n"
+        "print('torch' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
