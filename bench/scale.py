@@ -12,7 +12,7 @@
 3. ``compress`` to 64 d: Parquet -> Parquet with the local engine and with ``--engine ray``; then
    Arrow IPC -> Arrow IPC with the local engine three times: first with the OS page cache dropped
    (when run as root; the input comes from disk), then twice with the input already cached. Each
-   row gives the wall time of the whole command (Python and torch start-up included), the rate the
+   row gives the wall time of the whole command (Python start-up included), the rate the
    command itself reports (rows / seconds of its compress loop), and peak RSS of the process tree,
    plus anonymous RSS (RssAnon): memory-mapped input pages count in RSS but are page cache the
    kernel can drop, not memory the process allocated.

@@ -144,18 +144,13 @@ class _ArrowFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            reader = pa.ipc.open_file(pa.memory_map(str(path)))
-            self._stream = False
-        except pa.ArrowInvalid:
             try:
-                reader = pa.ipc.open_stream(pa.memory_map(str(path)))
-                self._stream = True
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise SmecError(f"{path}: not a readable Arrow IPC file ({exc})") from None
-        except OSError as exc:
+                self._reader, self._stream = pa.ipc.open_file(pa.memory_map(str(path))), False
+            except pa.ArrowInvalid:  # no file footer: try the stream layout
+                self._reader, self._stream = pa.ipc.open_stream(pa.memory_map(str(path))), True
+        except (pa.ArrowInvalid, OSError) as exc:
             raise SmecError(f"{path}: not a readable Arrow IPC file ({exc})") from None
-        self._reader = reader
-        self.schema_arrow = reader.schema
+        self.schema_arrow = self._reader.schema
 
     def _record_batches(self) -> Iterator[pa.RecordBatch]:
         """Zero-copy views of the mapped file; a stream is re-opened for each pass."""
