@@ -18,6 +18,8 @@
    kernel can drop, not memory the process allocated.
 4. The same compute with no I/O: ``head.transform`` against a bare numpy matmul of the same shape,
    measured right after the compress runs (issue 7's yardstick: compress >= 80% of the matmul).
+5. The output write alone, through the page cache and with O_DIRECT (what ``compress`` uses): wall
+   and CPU seconds, since CPU spent writing is taken from the matmul on the same cores.
 Results go to ``bench/results/scale.{md,json}``.
 """
 
@@ -122,6 +124,25 @@ def mapped_transform_rate(head: SMEC, data: Path, dim: int = 64) -> float:
     return rows / (time.perf_counter() - start)
 
 
+def output_write_cost(data: Path, out: Path, dim: int = 64) -> dict:
+    """Writing compress's output alone, through the page cache and with O_DIRECT: wall and CPU seconds.
+
+    The rows of ``data`` (ids from the mapped input, vectors from one reused buffer) go through
+    ``EmbeddingWriter`` as ``compress`` writes them, in the main thread, with the input in the page
+    cache: the CPU column is what a write takes from the matmul on the same cores.
+    """
+    buffer = np.zeros((65_536, dim), np.float32)
+    result = {}
+    for name, direct in (("page cache", False), ("O_DIRECT", True)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        with EmbeddingWriter(out, dim, EmbeddingMeta(), direct=direct) as writer:
+            for batch in iter_batches(data, check_finite=False):
+                writer.write(batch.id_array, buffer[: len(batch.vectors)], batch.rest)
+        result[name] = {"secs": time.perf_counter() - wall, "cpu_secs": time.process_time() - cpu}
+        out.unlink()
+    return result
+
+
 def rss_anon(proc: psutil.Process) -> int:
     """Anonymous resident memory (bytes): what the process allocated, without mapped file pages."""
     for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
@@ -209,6 +230,7 @@ def main() -> None:
     mapped = mapped_transform_rate(head, arrow_data)  # the input is in the page cache after the runs above
     compute = compute_only(head, 64)
     write_rate = disk_write_rate(work / "write-test.bin")
+    write_cost = output_write_cost(arrow_data, work / "write-cost.arrow")
     result = {
         "rows": args.rows, "dim": args.dim, "data_bytes": data_bytes, "generate_secs": gen_secs,
         "fit": {**fit, "address_space_limit": limit, "sample_rows": args.sample_rows, "max_steps": args.max_steps},
@@ -216,6 +238,7 @@ def main() -> None:
         "compute_vectors_per_s": compute,
         "cold_disk_read_bytes_per_s": disk,
         "disk_write_bytes_per_s": write_rate,
+        "output_write": write_cost,
         "mapped_transform_vectors_per_s": mapped,
         "input_bytes": {name: sum(f.stat().st_size for f in d.iterdir() if not f.name.startswith("."))
                         for name, d in (("parquet", data), ("arrow", arrow_data))},
@@ -234,6 +257,15 @@ def disk_text(r: dict) -> str:
         return "not measured: dropping the page cache needs root"
     return (f"one input file read cold here at {rate / 1e9:.2f} GB/s, i.e. {rate / (4 * r['dim']):,.0f} vectors of "
             f"{r['dim']} floats per second")
+
+
+def write_text(r: dict) -> str:
+    w = r.get("output_write")
+    if not w:
+        return ""
+    cells = "; ".join(f"{name} {v['secs']:.1f} s wall, {v['cpu_secs']:.1f} s CPU" for name, v in w.items())
+    return (f"Writing that output alone (ids and vectors as `compress` writes them, input cached): {cells}. "
+            "`compress` writes with O_DIRECT from a background thread.")
 
 
 def compress(work: Path, data: Path, out_name: str, *extra: str) -> dict:
@@ -274,7 +306,7 @@ def render(r: dict) -> str:
         f"corpus, input cached, nothing written: {r['mapped_transform_vectors_per_s']:,.0f} vectors/s "
         f"({100 * r['mapped_transform_vectors_per_s'] / c['matmul']:.0f}%). Writing 2 GiB to this disk with fsync: "
         f"{r['disk_write_bytes_per_s'] / 1e9:.2f} GB/s; the 64-d output of {r['rows']:,} rows is "
-        f"{r['rows'] * 64 * 4 / 1e9:.1f} GB.\n"
+        f"{r['rows'] * 64 * 4 / 1e9:.1f} GB. {write_text(r)}\n"
         "\"Compress loop\" is the rate `compress` prints: rows over the seconds from opening the input to closing the\n"
         f"output, without Python start-up and head loading ({startup:.1f} s in the last run), which the wall\n"
         "column includes. Parquet input is bound by decoding its list column; Arrow IPC is memory-mapped, so from\n"

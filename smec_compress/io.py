@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .direct_io import DirectFile
 from .errors import SmecError
 
 META_KEY = b"smec_compress"
@@ -301,6 +302,11 @@ class EmbeddingWriter:
     readers can memory-map it), else Parquet (zstd; vector values ``BYTE_STREAM_SPLIT``, no
     dictionary). A failure (or Ctrl-C) part way leaves no file under the final name, and never
     clobbers an existing good file with a half-written one.
+
+    ``direct=True`` writes through :class:`~smec_compress.direct_io.DirectFile` (``O_DIRECT``):
+    the same bytes, without the kernel CPU of copying them into the page cache. ``compress`` uses
+    it from its background writer thread; elsewhere the page cache's write-behind is the better
+    deal, since each ``O_DIRECT`` write waits for the disk.
     """
 
     def __init__(
@@ -311,8 +317,10 @@ class EmbeddingWriter:
         *,
         rest_schema: pa.Schema | None = None,
         columns: Columns = Columns(),
+        direct: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.direct = direct
         self.dim = dim
         self.columns = columns
         fields = [pa.field(columns.id, pa.string()), pa.field(columns.embedding, pa.list_(pa.float32(), dim))]
@@ -321,22 +329,32 @@ class EmbeddingWriter:
         self.schema = pa.schema(fields, metadata={META_KEY: meta.to_bytes()})
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self._writer: pq.ParquetWriter | pa.ipc.RecordBatchFileWriter | None = None
+        self._sink: DirectFile | None = None
         self.rows = 0
 
     def __enter__(self) -> "EmbeddingWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if is_arrow_ipc(self.path):
-            self._writer = pa.ipc.new_file(str(self.tmp), self.schema)
-        else:
-            others = [name for name in self.schema.names if name != self.columns.embedding]
-            self._writer = pq.ParquetWriter(
-                self.tmp,
-                self.schema,
-                compression="zstd",
-                use_dictionary=others,  # dictionaries of float vectors only cost time
-                column_encoding={f"{self.columns.embedding}.list.element": "BYTE_STREAM_SPLIT"},
-            )
+        self._sink = DirectFile(self.tmp) if self.direct else None
+        try:
+            self._writer = self._open_writer(self._sink or str(self.tmp))
+        except BaseException:
+            if self._sink is not None:
+                self._sink.close()
+            self.tmp.unlink(missing_ok=True)
+            raise
         return self
+
+    def _open_writer(self, sink) -> pq.ParquetWriter | pa.ipc.RecordBatchFileWriter:
+        if is_arrow_ipc(self.path):
+            return pa.ipc.new_file(sink, self.schema)
+        others = [name for name in self.schema.names if name != self.columns.embedding]
+        return pq.ParquetWriter(
+            sink,
+            self.schema,
+            compression="zstd",
+            use_dictionary=others,  # dictionaries of float vectors only cost time
+            column_encoding={f"{self.columns.embedding}.list.element": "BYTE_STREAM_SPLIT"},
+        )
 
     def write(self, ids: list[str] | pa.Array, vectors: np.ndarray, rest: pa.Table | None = None) -> None:
         """Append rows; ``ids`` may be a Python list or an Arrow array (passed through, no copy)."""
@@ -355,7 +373,15 @@ class EmbeddingWriter:
         self.rows += len(vectors)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._writer.close()
+        try:
+            try:
+                self._writer.close()
+            finally:
+                if self._sink is not None:
+                    self._sink.close()
+        except BaseException:  # e.g. the disk filled up while the footer was written
+            self.tmp.unlink(missing_ok=True)
+            raise
         if exc_type is None:
             os.replace(self.tmp, self.path)
         else:

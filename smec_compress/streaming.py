@@ -50,7 +50,7 @@ def compress_file(
             if writer is None:
                 head.check_input(batch.vectors.shape[1], meta.fingerprint, force)
                 writer = stack.enter_context(
-                    EmbeddingWriter(out_path, dim, out_meta, rest_schema=batch.rest.schema, columns=columns)
+                    EmbeddingWriter(out_path, dim, out_meta, rest_schema=batch.rest.schema, columns=columns, direct=True)
                 )
                 # exits before the writer: the last write finishes before the file is closed or removed
                 background = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="smec-write"))
@@ -67,8 +67,8 @@ def compress_file(
             _check_output(compressed, batch, where=f"{batch.path}, column {columns.embedding!r}")
             if pending is not None:
                 pending.result()  # one write in flight, in order; re-raises its error here
-            # the write (Arrow and the kernel; the GIL is released) overlaps the next batch's matmul: writing
-            # a 10M-row output takes about as long as its matmuls here (BENCHMARKS "Scale")
+            # the write overlaps the next batch's matmul; with O_DIRECT (direct=True above) it is mostly disk
+            # time, not CPU taken from the matmul, and the output does not evict the mapped input from the cache
             pending = background.submit(writer.write, batch.id_array, compressed, batch.rest)
             if progress:
                 progress(rows)

@@ -102,6 +102,43 @@ def test_writer_never_clobbers_a_good_file_on_failure(tmp_path, rng):
     assert read_embeddings(target).ids == ["x"]
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow"])
+def test_direct_writer_writes_the_same_file(tmp_path, rng, suffix):
+    """``direct=True`` (O_DIRECT, used by compress) changes how bytes reach the disk, not which."""
+    vectors, ids = unit_rows(rng, 3000, 16), [f"d{i}" for i in range(3000)]
+    for name, direct in (("buffered", False), ("direct", True)):
+        with EmbeddingWriter(tmp_path / f"{name}{suffix}", 16, EmbeddingMeta(model="m"), direct=direct) as writer:
+            for start in range(0, 3000, 1000):
+                writer.write(ids[start : start + 1000], vectors[start : start + 1000])
+    assert (tmp_path / f"direct{suffix}").read_bytes() == (tmp_path / f"buffered{suffix}").read_bytes()
+    np.testing.assert_array_equal(read_embeddings(tmp_path / f"direct{suffix}").vectors, vectors)
+
+
+def test_writer_removes_its_temporary_file_when_closing_fails(tmp_path, rng, monkeypatch):
+    from smec_compress.direct_io import DirectFile
+
+    def disk_full(self, nbytes):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DirectFile, "_write_out", disk_full)  # the footer's flush on close fails
+    with pytest.raises(OSError, match="No space left"):
+        with EmbeddingWriter(tmp_path / "out.arrow", 4, direct=True) as writer:
+            writer.write(["a"], unit_rows(rng, 1, 4))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_writer_that_cannot_start_leaves_no_temporary_file(tmp_path, monkeypatch, direct):
+    def broken(self, sink):
+        raise OSError("cannot write the header")
+
+    monkeypatch.setattr(EmbeddingWriter, "_open_writer", broken)
+    with pytest.raises(OSError, match="header"):
+        with EmbeddingWriter(tmp_path / "out.arrow", 4, direct=direct):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_parquet_vectors_are_byte_stream_split_without_dictionary(tmp_path, rng):
     """The encoding that bench/scale.py measured smaller and faster to read than the default."""
     write_embeddings(tmp_path / "e.parquet", [f"d{i}" for i in range(100)], unit_rows(rng, 100, 8))
