@@ -1,9 +1,9 @@
 """A write-only file that bypasses the OS page cache (``O_DIRECT``), for big sequential outputs.
 
 Why: ``compress`` shares the cores between its matmul and its output write. Writing the 2.6 GB
-output of 10M vectors at 64 d through the page cache cost 2.6 s of CPU on the 2-core machine of
-BENCHMARKS "Scale" (copying into the cache, reclaiming cached input pages to make room); with
-``O_DIRECT`` it cost 0.9 s, the rest being disk time that a background writer overlaps with the
+output of 10M vectors at 64 d through the page cache cost 2.6-2.9 s of CPU on the 2-core machine
+of BENCHMARKS "Scale" (copying into the cache, reclaiming cached input pages to make room); with
+``O_DIRECT`` it cost 0.8-0.9 s, the rest being disk time that a background writer overlaps with the
 matmul. It also keeps a big output from evicting the memory-mapped input from the page cache.
 
 ``O_DIRECT`` needs block-aligned memory, lengths and offsets, so writes are staged through one

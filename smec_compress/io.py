@@ -15,7 +15,8 @@ Two on-disk formats, chosen by the file name:
   the matmul that compresses it.
 - ``.arrow`` (Arrow IPC file, also ``.feather``/``.ipc``), uncompressed: read by memory-mapping,
   so a batch's vectors are a zero-copy view of the file (of the OS page cache). This is the
-  format for throughput: ``compress`` from ``.arrow`` ran 7-8x faster than from Parquet.
+  format for throughput: ``compress`` from ``.arrow`` ran 5x faster than from Parquet
+  (BENCHMARKS "On-disk formats").
 
 Reading streams record batches into one preallocated ``(N, D)`` float32 array: peak memory is
 the array plus one batch, and no Python loop runs per row.

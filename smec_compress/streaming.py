@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import SmecError
 from .io import DEFAULT_BATCH_ROWS, Columns, EmbeddingWriter, iter_batches, read_meta, reject_nonfinite
+from .read_ahead import read_ahead
 
 
 def check_trained_dim(head, dim: int) -> None:
@@ -38,6 +39,8 @@ def compress_file(
     anything is written (``force`` overrides the embedder check only). NaN/inf input rows are
     refused too, found from the output (see ``_check_output``), so no extra pass over the input
     runs: from a memory-mapped ``.arrow`` file the matmul and the output write are what is left.
+    Three threads share the work: one decodes the next batch (``read_ahead``), this one transforms,
+    one writes the previous batch.
     """
     check_trained_dim(head, dim)
     meta = read_meta(input_path)
@@ -46,7 +49,8 @@ def compress_file(
         writer: EmbeddingWriter | None = None
         pending: Future | None = None
         buffers = [np.empty((0, dim), np.float32)] * 2  # reused: first-touching fresh memory is slow
-        for n, batch in enumerate(iter_batches(input_path, columns=columns, batch_rows=batch_rows, check_finite=False)):
+        batches = read_ahead(iter_batches(input_path, columns=columns, batch_rows=batch_rows, check_finite=False))
+        for n, batch in enumerate(batches):
             if writer is None:
                 head.check_input(batch.vectors.shape[1], meta.fingerprint, force)
                 writer = stack.enter_context(
