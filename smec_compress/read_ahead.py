@@ -1,9 +1,9 @@
 """Produce an iterator's items in a background thread, a bounded number ahead of the consumer.
 
-Why: decoding a Parquet list column runs on one core (pyarrow releases the GIL while it
-decodes), and a streaming job otherwise alternates between decoding a batch and using it, so on
-a 2-core machine one core sits idle half the time. Reading ahead overlaps the two; ``depth``
-bounds how many decoded batches wait in memory.
+Why: a streaming job otherwise alternates between decoding a batch (Parquet decoding, Python
+glue; pyarrow releases the GIL while it decodes) and using it. Reading ahead overlaps the two:
+in paired runs of ``compress`` over 1M rows it was about 10% faster from Parquet and from Arrow
+IPC. ``depth`` bounds how many decoded batches wait in memory.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,7 +49,10 @@ def compress_file(
         writer: EmbeddingWriter | None = None
         pending: Future | None = None
         buffers = [np.empty((0, dim), np.float32)] * 2  # reused: first-touching fresh memory is slow
-        batches = read_ahead(iter_batches(input_path, columns=columns, batch_rows=batch_rows, check_finite=False))
+        # closed on the way out, error or not: the read-ahead thread stops before the input is released
+        batches = stack.enter_context(
+            closing(read_ahead(iter_batches(input_path, columns=columns, batch_rows=batch_rows, check_finite=False)))
+        )
         for n, batch in enumerate(batches):
             if writer is None:
                 head.check_input(batch.vectors.shape[1], meta.fingerprint, force)

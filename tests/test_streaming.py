@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -153,6 +154,8 @@ def test_a_failing_write_surfaces_and_removes_the_partial_file(tmp_path, fitted,
         return original(self, *args)
 
     monkeypatch.setattr(EmbeddingWriter, "write", failing)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match="disk full") as raised:
         compress_file(head, tmp_path / "in.parquet", tmp_path / "out.parquet", dim=8, batch_rows=64)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+    # the read-ahead thread has stopped, though the traceback (and so compress's frame) is still held
+    assert raised.traceback and not [t for t in threading.enumerate() if t.name == "smec-read-ahead"]
