@@ -29,9 +29,10 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from smec_compress.head import SMEC  # noqa: E402
-from smec_compress.io import META_KEY, EmbeddingMeta, EmbeddingWriter  # noqa: E402
-from smec_compress.streaming import compress_file  # noqa: E402
+from smec_compress.model.head import SMEC  # noqa: E402
+from smec_compress.data.schema import META_KEY, EmbeddingMeta
+from smec_compress.data.writer import EmbeddingWriter  # noqa: E402
+from smec_compress.engines.local import compress_file  # noqa: E402
 
 FORMATS = {
     "parquet-pyarrow-defaults": "Parquet, pyarrow defaults (snappy, dictionary)",
@@ -81,7 +82,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     x = vectors(args.rows, args.dim)
     meta = EmbeddingMeta(model="synthetic", normalized=True, fingerprint="synthetic")
-    head = SMEC(dims=(64,), max_steps_per_stage=50, min_steps_per_stage=0, progress=False, seed=0)
+    head = SMEC(dims=(64,), max_steps_per_stage=50, min_steps_per_stage=0, seed=0)
     head.fit(x[:20_000], embedder_fingerprint="synthetic")  # the rate does not depend on how well it is trained
     paths = write_all(args.workdir, x, meta)
     out = args.workdir / "out.arrow"

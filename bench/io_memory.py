@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from smec_compress.io import EmbeddingMeta, EmbeddingWriter  # noqa: E402
+from smec_compress import EmbeddingMeta, EmbeddingWriter  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -32,7 +32,7 @@ def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
-from smec_compress.io import read_embeddings
+from smec_compress import read_embeddings
 base = status("VmRSS:")
 t = time.perf_counter()
 emb = read_embeddings(sys.argv[1])

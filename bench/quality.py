@@ -29,13 +29,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from smec_compress.beir import read_qrels  # noqa: E402
-from smec_compress.cache import default_cache_dir  # noqa: E402
-from smec_compress.compare import Row, best_per_budget, compare, fit_reducers, fit_smec_heads, plan, to_markdown  # noqa: E402
-from smec_compress.evalset import EvalSet, check_qrels, heldout_queries, load_evalset  # noqa: E402
-from smec_compress.head import SMEC  # noqa: E402
-from smec_compress.io import Embeddings  # noqa: E402
-from smec_compress.plot import plot_quality  # noqa: E402
+from smec_compress.data.beir import read_qrels  # noqa: E402
+from smec_compress.data.io import Embeddings  # noqa: E402
+from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
+from smec_compress.evaluation.compare import Row  # noqa: E402
+from smec_compress.evaluation.evalset import EvalSet, load_evalset  # noqa: E402
+from smec_compress.evaluation.plot import plot_quality  # noqa: E402
+from smec_compress.evaluation.report import best_per_budget, to_markdown  # noqa: E402
+from smec_compress.evaluation.run import fit_smec_heads, run_comparison  # noqa: E402
+from smec_compress.model.head import SMEC  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DIMS = (16, 32, 48, 64, 96, 128)
@@ -58,7 +60,7 @@ def heads_for(data: EvalSet, dims: tuple[int, ...], folder: Path) -> dict[str, S
         if all(h.dims_ == want and h.input_dim_ == data.corpus.dim for h in heads.values()):
             return heads
     start = time.perf_counter()
-    heads = fit_smec_heads(data.corpus, data.queries, data.train_qrels_path, want, threads=1, progress=False)
+    heads = fit_smec_heads(data.corpus, data.queries, data.train_qrels_path, want, threads=1)
     print(f"fitted SMEC heads {list(heads)} in {time.perf_counter() - start:.0f}s", flush=True)
     for name, head in heads.items():
         head.save(folder / name)
@@ -66,27 +68,24 @@ def heads_for(data: EvalSet, dims: tuple[int, ...], folder: Path) -> dict[str, S
 
 
 def run(data: EvalSet, dims: tuple[int, ...], heads_dir: Path) -> tuple[list[Row], dict]:
-    for warning in check_qrels(data.qrels, data.corpus, data.queries):
-        print("warning:", warning)
+    """The same comparison as ``smec-compress eval`` (``run_comparison``), with cached heads."""
     start = time.perf_counter()
-    reducers = fit_reducers(data.corpus.vectors, dims)
-    reducers.update(heads_for(data, dims, heads_dir))
-    heldout = heldout_queries(data.qrels, data.train_qrels) if data.train_qrels else None
-    methods = plan(data.corpus.dim, dims, reducers, stacked=["pca", "smec", "smec-sup"], supervised=["smec-sup"])
 
     def show(row: Row) -> None:
         print(f"{row.method:>16} {row.dim:>4} {row.bytes_per_vector:>5} B  nDCG@10 {row.ndcg10:.4f}", flush=True)
 
-    rows = compare(data.corpus, data.queries, data.qrels, methods, reducers, heldout=heldout, on_row=show)
+    result = run_comparison(data, dims, heads=heads_for(data, dims, heads_dir), on_row=show)
+    for warning in result.warnings:
+        print("warning:", warning)
     info = {
         "model": data.model, "docs": len(data.corpus.ids), "dim": data.corpus.dim,
-        "judged_queries": sum(q in data.qrels for q in data.queries.ids),
-        "heldout_queries": None if heldout is None else len(heldout), "dims": list(dims),
+        "judged_queries": result.judged_queries,
+        "heldout_queries": None if result.heldout is None else len(result.heldout), "dims": list(dims),
         "seconds": round(time.perf_counter() - start), "machine": f"{platform.machine()}, 1 thread",
         "date": date.today().isoformat(), "faiss": faiss.__version__, "torch": torch.__version__,
         "command": " ".join(["bench/quality.py", *sys.argv[1:]]),
     }
-    return rows, info
+    return result.rows, info
 
 
 def section(title: str, rows: list[Row], info: dict, plot_name: str) -> str:

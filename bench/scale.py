@@ -44,9 +44,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from smec_compress.head import SMEC  # noqa: E402
-from smec_compress.index import parse_bytes  # noqa: E402
-from smec_compress.io import EmbeddingMeta, EmbeddingWriter, iter_batches  # noqa: E402
+from smec_compress.model.head import SMEC  # noqa: E402
+from smec_compress.export.index import parse_bytes  # noqa: E402
+from smec_compress import EmbeddingMeta, EmbeddingWriter
+from smec_compress.data.io import iter_batches  # noqa: E402
 from smec_quality import throughput  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 CLI = [sys.executable, "-m", "smec_compress"]

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from service.store import Store  # noqa: E402
-from smec_compress.head import SMEC  # noqa: E402
+from smec_compress.model.head import SMEC  # noqa: E402
 
 D, DIM, K, BATCH = 384, 64, 10, 1024
 
@@ -175,7 +175,7 @@ def main():
     t_all = time.perf_counter()
     faiss.omp_set_num_threads(1)  # the server's default (SMEC_FAISS_THREADS=1): same FAISS work on both sides
     fit_x = unit_rows(np.random.default_rng(0), 4096)
-    head = SMEC(dims=(128, 64), seed=0, epochs_per_stage=1, progress=False).fit(fit_x)
+    head = SMEC(dims=(128, 64), seed=0, epochs_per_stage=1).fit(fit_x)
     rows = []
     with tempfile.TemporaryDirectory(prefix="smec-bench-") as tmp:
         work = Path(tmp)

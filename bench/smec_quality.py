@@ -28,13 +28,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from smec_compress.baselines import PCA, l2_normalize  # noqa: E402
-from smec_compress.beir import read_qrels  # noqa: E402
-from smec_compress.evalset import heldout_queries  # noqa: E402
-from smec_compress.evaluate import evaluate_retrieval  # noqa: E402
-from smec_compress.head import SMEC  # noqa: E402
-from smec_compress.io import Embeddings  # noqa: E402
-from smec_compress.training_data import training_pairs  # noqa: E402
+from smec_compress.model.pca import PCA
+from smec_compress.normalize import l2_normalize  # noqa: E402
+from smec_compress.data.beir import read_qrels  # noqa: E402
+from smec_compress.evaluation.evalset import heldout_queries  # noqa: E402
+from smec_compress.evaluation.retrieval import evaluate_retrieval  # noqa: E402
+from smec_compress.model.head import SMEC  # noqa: E402
+from smec_compress.data.io import Embeddings  # noqa: E402
+from smec_compress.data.training_data import training_pairs  # noqa: E402
 
 DIMS = (16, 32, 48, 64)
 
@@ -45,8 +46,8 @@ def load_embeddings(data: Path, cache: Path | None):
     if cache and (cache / "corpus.npy").is_file():
         return (json.loads((cache / "corpus_ids.json").read_text()), np.load(cache / "corpus.npy"),
                 json.loads((cache / "query_ids.json").read_text()), np.load(cache / "queries.npy"))
-    from smec_compress.cache import default_cache_dir
-    from smec_compress.evalset import load_evalset
+    from smec_compress.evaluation.cache import default_cache_dir
+    from smec_compress.evaluation.evalset import load_evalset
 
     ev = load_evalset(data, qrels_path=None, split="test", model=None, cache_dir=default_cache_dir())
     return ev.corpus.ids, ev.corpus.vectors, ev.queries.ids, ev.queries.vectors
@@ -58,7 +59,7 @@ def plain_head(X: np.ndarray, dim: int, seed: int, epochs: int = 20, lr: float =
     import torch
     import torch.nn.functional as F
 
-    from smec_compress import losses
+    from smec_compress.model import losses
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -138,7 +139,7 @@ def run_job(job: tuple) -> tuple:
         if kind == "supervised":
             q_vectors, positives, _ = training_pairs(Embeddings(d["doc_ids"], d["X"]), Embeddings(d["query_ids"], d["Q"]), d["train"])
             fit_args = {"queries": q_vectors, "positives": positives}
-        head = SMEC(seed=seed, progress=False, threads=1, **kwargs).fit(d["X"], **fit_args)
+        head = SMEC(seed=seed, **kwargs).fit(d["X"], threads=1, **fit_args)
         fn, dims = head.transform, [dim for dim in DIMS if dim in head.dims_]
     secs = time.perf_counter() - t
     return name, seed, {"all": _score(fn, dims, d["test"]), "unseen": _score(fn, dims, d["unseen"]), "fit_seconds": secs}
@@ -197,13 +198,13 @@ def main() -> None:
         results["rows"][name] = {"mean": mean("all"), "mean_unseen": mean("unseen"), "seeds": [s for s, _ in runs],
                                  "per_seed": [r for _, r in runs], "note": notes.get(name, "")}
     results["timing"]["fit_seconds_scifact"] = [r["fit_seconds"] for _, r in per["SMEC (default)"]]
-    head = SMEC(progress=False, **chain).fit(d["X"][:2000])
+    head = SMEC(**chain).fit(d["X"][:2000])
     big = np.random.default_rng(0).standard_normal((200_000, 384)).astype(np.float32)
     results["timing"]["transform"] = [throughput(head, big, dim) for dim in (64, 16)]
     if args.synthetic_n:
         syn = l2_normalize(np.random.default_rng(1).standard_normal((args.synthetic_n, 384)).astype(np.float32))
         t = time.perf_counter()
-        SMEC(progress=False, **chain).fit(syn)
+        SMEC(**chain).fit(syn)
         results["timing"]["fit_seconds_synthetic"] = {"rows": args.synthetic_n, "seconds": time.perf_counter() - t}
     write(results, args, seeds)
 

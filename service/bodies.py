@@ -17,6 +17,7 @@ import orjson
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from smec_compress.errors import SmecError
 
@@ -89,6 +90,27 @@ def embed_texts(runtime: Runtime, texts: list[str]) -> np.ndarray:
     if long:
         raise SmecError(f"{len(long)} text(s) longer than {limit} characters (SMEC_MAX_TEXT_CHARS), first at index {long[0]}")
     return runtime.embedder.encode(texts)
+
+
+async def read_rows(request: Request, runtime: Runtime, model: type[M], *, npy: bool) -> tuple[M | None, np.ndarray | list]:
+    """The request's rows: a ``.npy`` body (when ``npy``; no parsed request, so None), or the JSON
+    body parsed as ``model`` and its ``vector``/``vectors``, or its ``text``/``texts`` embedded in a
+    worker thread. The batch limit applies before embedding (to the texts and to ``ids`` when the
+    model has them) and to the rows; the store validates the rows themselves."""
+    if body_kind(request, npy=npy) == NPY:
+        rows = await parse_npy(request)
+        check_batch(runtime, len(rows))
+        return None, rows
+    req = await parse_json(request, model)
+    one_vector, one_text = getattr(req, "vector", None), getattr(req, "text", None)
+    vectors = [one_vector] if one_vector is not None else getattr(req, "vectors", None)
+    texts = [one_text] if one_text is not None else getattr(req, "texts", None)
+    given = vectors if vectors is not None else texts
+    check_batch(runtime, max(len(given), len(getattr(req, "ids", None) or ())))
+    if vectors is None:
+        vectors = await run_in_threadpool(embed_texts, runtime, texts)
+        check_batch(runtime, len(vectors))
+    return req, vectors
 
 
 def wants_npy(request: Request) -> bool:

@@ -47,7 +47,7 @@ class Runtime:
             log.exception("loading failed")
 
     def load(self) -> None:
-        from smec_compress.head import SMEC
+        from smec_compress.model.head import SMEC
 
         s = self.settings
         try:
@@ -60,18 +60,14 @@ class Runtime:
             if default_dim not in dims:
                 raise SmecError(f"SMEC_DEFAULT_DIM={default_dim} is not a served dim; served dims: {sorted(dims, reverse=True)}")
             if s.embedder:
-                from smec_compress.embed import Embedder
+                from smec_compress.data.embed import Embedder
 
                 self.status = f"loading embedder {s.embedder}"
                 embedder = Embedder(None if s.embedder == "default" else s.embedder)
                 head.check_input(embedder.dim, embedder.fingerprint, s.embedder_force)
                 self.embedder = embedder
             self.status = f"opening store {s.data_dir}"
-            self.store = Store.open(
-                s.data_dir, head, dims=dims, factories=s.index_factories, default_factory=s.index_factory,
-                index_params=s.index_params, index_min_rows=s.index_min_rows, snapshot_every=s.snapshot_every,
-                fsync=s.fsync, reindex=s.reindex, search_threads=s.faiss_threads,
-            )
+            self.store = Store.from_settings(s, head)
             self.head, self.default_dim = head, default_dim
             self.status = "ready"
         except Exception as exc:

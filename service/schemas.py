@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from smec_compress.export.index import IndexStats
+
 Vectors = list[list[float]]
 
 
@@ -93,22 +95,14 @@ class DeleteResponse(BaseModel):
     deleted: bool
 
 
-class IndexInfo(BaseModel):
-    dim: int
-    count: int
-    bytes_per_vector: int
-    index_type: str = Field(description="FAISS factory string (segments under SMEC_INDEX_MIN_ROWS rows are Flat).")
-    segments: int
-    memory_bytes: int = Field(description="Estimate: codes, id maps, graph links / centroids.")
-
-
 class IndexesResponse(BaseModel):
     documents: int
     input_dim: int
     head_fingerprint: str
     default_dim: int
     served_dims: list[int]
-    indexes: list[IndexInfo]
+    indexes: list[IndexStats] = Field(description="Per served dim; index_type is the FAISS factory string (segments "
+                                      "under SMEC_INDEX_MIN_ROWS rows are Flat), memory_bytes an estimate.")
 
 
 class Health(BaseModel):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from smec_compress.data.atomic import fsync_path
+
 log = logging.getLogger("smec.service")
 
 MAGIC = b"SMW1"
@@ -45,19 +47,14 @@ def encode(op: int, ids: list[str], vectors: np.ndarray | None) -> bytes:
     return HEADER.pack(MAGIC, op, len(ids), dim, len(payload), zlib.crc32(fields + payload)) + payload
 
 
-def fsync_path(path: Path) -> None:
-    """fsync a file's contents, or a directory's entries (a rename or a new file in it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WriteAheadLog:
-    """Append-only, fsync-per-write log; not thread-safe (the store's writer lock guards it)."""
+    """Append-only, fsync-per-write log; not thread-safe (the store's writer lock guards it).
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+    ``records`` is how many records the file already holds (what ``replay`` yielded from it), so
+    that ``records`` counts every record since the last snapshot.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = True, records: int = 0) -> None:
         self.path = path
         self.fsync = fsync
         existed = path.exists()
@@ -65,7 +62,7 @@ class WriteAheadLog:
         if not existed and fsync:
             os.fsync(self._fd)
             fsync_path(path.parent)
-        self.records = 0
+        self.records = records
         self.bytes = os.fstat(self._fd).st_size
 
     def append(self, op: int, ids: list[str], vectors: np.ndarray | None = None) -> None:

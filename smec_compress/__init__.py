@@ -8,14 +8,17 @@
 
 __version__ = "0.1.0"
 
-from .baselines import PCA, MatryoshkaAdaptor, RandomProjection, Truncation
-from .beir import read_qrels
-from .embed import Embedder
-from .errors import SmecError
-from .evaluate import evaluate_retrieval
-from .head import SMEC
 from .config import FitConfig
-from .io import Columns, EmbeddingMeta, Embeddings, EmbeddingWriter, read_embeddings, write_embeddings
+from .data.beir import read_qrels
+from .data.embed import Embedder
+from .data.io import Embeddings, read_embeddings
+from .data.schema import Columns, EmbeddingMeta
+from .data.writer import EmbeddingWriter, write_embeddings
+from .errors import SmecError
+from .evaluation.baselines import MatryoshkaAdaptor, RandomProjection, Truncation
+from .evaluation.retrieval import evaluate_retrieval
+from .model.head import SMEC
+from .model.pca import PCA
 
 __all__ = [
     "PCA",

@@ -4,7 +4,12 @@ without the 2-3 s torch import; ``fit`` imports the training loop when it runs."
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
+
+from .errors import SmecError
+from .validation import check_int, check_number
+
+MIN_ROWS = 32  # fewer rows than this is too little to learn a head from
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,6 @@ class FitConfig:
     temperature: float = 0.05  # softmax temperature of the rank-KL term
     kl_weight: float = 1.0
     sim_weight: float = 1.0  # mean |cos_full - cos_compressed|
-    recon_weight: float = 0.0  # optional reconstruction of the stage input (tied weights)
     prev_dim_weight: float = 0.0  # weight of L(dim_{i-1}) on the un-pruned output; 1.0 measured worse
     memory: bool = True  # S-XBM on/off
     memory_size: int = 8192
@@ -38,8 +42,6 @@ class FitConfig:
     supervised_negative_pool: int = 30  # draw the hard negatives at random from this many nearest (0: the nearest)
     supervised_batch_size: int = 256
     seed: int = 0
-    threads: int = 2
-    progress: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -49,3 +51,49 @@ class FitConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "FitConfig":
+        """From saved or user parameters; keys that are not fields (run-time knobs such as
+        ``threads``/``progress``, or the dead ``recon_weight`` that heads of 0.1.0 carry) are
+        dropped, so every head saved by an earlier release still loads."""
+        known = {k: v for k, v in params.items() if k in cls.__dataclass_fields__}
+        if "dims" in known:
+            known["dims"] = tuple(known["dims"])
+        return replace(cls(), **known)
+
+    def checked(self, input_dim: int, n_rows: int) -> "FitConfig":
+        """This config with ``dims`` as a tuple of ints, after checking every parameter against
+        the data (scikit-learn checks its parameters at the start of ``fit`` too)."""
+        try:
+            dims = tuple(int(d) for d in self.dims)
+        except (TypeError, ValueError):
+            raise SmecError(f"dims={self.dims!r} must be a sequence of integers") from None
+        if not dims:
+            raise SmecError("dims=() must list at least one target dimension")
+        if any(b >= a for a, b in zip(dims, dims[1:])):
+            raise SmecError(f"dims={list(dims)} must be strictly decreasing (e.g. [128, 64, 32])")
+        if dims[-1] < 1 or dims[0] >= input_dim:
+            raise SmecError(f"dims={list(dims)} must all be in 1..{input_dim - 1} (input has {input_dim} dims)")
+        for name, lo, hi in _INT_RANGES:
+            check_int(name, getattr(self, name), lo, hi)
+        for name in ("lr", "ads_lr", "temperature", "supervised_temperature", "ads_tau_start", "ads_tau_end"):
+            check_number(name, getattr(self, name), positive=True)
+        for name in ("kl_weight", "sim_weight", "prev_dim_weight", "supervised_weight", "ads_noise"):
+            check_number(name, getattr(self, name), positive=False)
+        if n_rows < MIN_ROWS:
+            raise SmecError(f"X has {n_rows} rows; SMEC needs at least {MIN_ROWS} to learn from")
+        return replace(self, dims=dims)
+
+
+_INT_RANGES = (
+    ("epochs_per_stage", 1, 10_000),
+    ("min_steps_per_stage", 0, 10_000_000),
+    ("max_steps_per_stage", 1, 10_000_000),
+    ("batch_size", 2, 1 << 20),
+    ("memory_size", 1, 1 << 24),
+    ("hard_negatives", 1, 1 << 16),
+    ("supervised_hard_negatives", 1, 1 << 16),
+    ("supervised_negative_pool", 0, 1 << 16),
+    ("supervised_batch_size", 2, 1 << 20),
+)

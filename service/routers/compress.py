@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..bodies import NPY, check_batch, body_kind, embed_texts, json_response, npy_response, parse_json, parse_npy, request_body_doc, wants_npy
+from ..bodies import NPY, json_response, npy_response, read_rows, request_body_doc, wants_npy
 from ..deps import DimQuery, RuntimeDep, StoreDep, require_read, resolve_dim
 from ..schemas import CompressRequest, CompressResponse, ErrorResponse
 
@@ -28,14 +27,7 @@ async def compress(request: Request, runtime: RuntimeDep, store: StoreDep, dim: 
     (``Content-Type: application/x-npy``) for big batches; ``Accept: application/x-npy`` returns
     ``.npy`` too."""
     dim = resolve_dim(runtime, store, dim)
-    if body_kind(request, npy=True) == NPY:
-        vectors = await parse_npy(request)
-    else:
-        req = await parse_json(request, CompressRequest)
-        rows = req.vectors if req.vectors is not None else req.texts
-        check_batch(runtime, len(rows))
-        vectors = req.vectors if req.vectors is not None else await run_in_threadpool(embed_texts, runtime, req.texts)
-    check_batch(runtime, len(vectors))
+    _, vectors = await read_rows(request, runtime, CompressRequest, npy=True)
     z = await run_in_threadpool(store.compress, vectors, dim)
     if wants_npy(request):
         return npy_response(z)

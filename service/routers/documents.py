@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..bodies import check_batch, body_kind, embed_texts, json_response, parse_json, request_body_doc
+from ..bodies import json_response, read_rows, request_body_doc
 from ..deps import RuntimeDep, StoreDep, require_read, require_write
 from ..schemas import DeleteResponse, DocumentResponse, DocumentsRequest, ErrorResponse, UpsertResponse
 from ..store import MAX_ID_CHARS
@@ -26,11 +26,7 @@ DocId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, description="
     summary="Insert or replace documents (durable when acknowledged)",
 )
 async def upsert(request: Request, runtime: RuntimeDep, store: StoreDep) -> Response:
-    body_kind(request, npy=False)
-    req = await parse_json(request, DocumentsRequest)
-    rows = req.vectors if req.vectors is not None else req.texts
-    check_batch(runtime, max(len(req.ids), len(rows)))
-    vectors = req.vectors if req.vectors is not None else await run_in_threadpool(embed_texts, runtime, req.texts)
+    req, vectors = await read_rows(request, runtime, DocumentsRequest, npy=False)
     created, updated = await run_in_threadpool(store.upsert, req.ids, vectors)
     return json_response({"created": created, "updated": updated, "documents": len(store)})
 

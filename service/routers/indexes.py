@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter, Depends
 
 from ..deps import RuntimeDep, StoreDep, require_read
@@ -20,5 +18,5 @@ def indexes(runtime: RuntimeDep, store: StoreDep) -> IndexesResponse:
         head_fingerprint=store.head.fingerprint,
         default_dim=runtime.default_dim,
         served_dims=list(store.dims),
-        indexes=[asdict(s) for s in store.stats()],
+        indexes=store.stats(),
     )

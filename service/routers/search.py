@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from smec_compress.errors import SmecError
 
-from ..bodies import NPY, body_kind, check_batch, embed_texts, json_response, parse_json, parse_npy, request_body_doc
+from ..bodies import json_response, read_rows, request_body_doc
 from ..deps import DimQuery, RuntimeDep, StoreDep, require_read, resolve_dim
 from ..schemas import ErrorResponse, SearchRequest, SearchResponse
 
@@ -29,21 +29,13 @@ async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: Di
     """``{"vector": [...]}``, ``{"vectors": [[...]]}``, ``{"text": "..."}`` or ``{"texts": [...]}``
     plus ``"k"``; or a ``.npy`` array of query rows with ``?k=``."""
     dim = resolve_dim(runtime, store, dim)
-    if body_kind(request, npy=True) == NPY:
-        queries = await parse_npy(request)
+    req, queries = await read_rows(request, runtime, SearchRequest, npy=True)
+    if req is None:  # .npy body: k comes from the query string
         k = 10 if k is None else k
     else:
-        req = await parse_json(request, SearchRequest)
         if k is not None and k != req.k and "k" in req.model_fields_set:
             raise SmecError(f"k is given twice ({k} in the query, {req.k} in the body); give it once")
         k = req.k if "k" in req.model_fields_set or k is None else k
-        if req.vector is not None or req.vectors is not None:
-            queries = [req.vector] if req.vector is not None else req.vectors
-        else:
-            texts = [req.text] if req.text is not None else req.texts
-            check_batch(runtime, len(texts))
-            queries = await run_in_threadpool(embed_texts, runtime, texts)
-    check_batch(runtime, len(queries))
     if k > runtime.settings.max_k:
         raise SmecError(f"k={k} is above the limit of {runtime.settings.max_k} (SMEC_MAX_K)")
     hits = await run_in_threadpool(store.search, queries, dim, k)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from smec_compress.head import SMEC
+from smec_compress.model.head import SMEC
 
 INPUT_DIM = 48
 DIMS = (32, 16)
@@ -26,8 +26,8 @@ def unit(rng: np.random.Generator, n: int, d: int = INPUT_DIM) -> np.ndarray:
 def fit_head(seed: int, input_dim: int = INPUT_DIM, dims: tuple[int, ...] = DIMS) -> SMEC:
     """A real head, trained for one short epoch per stage: enough to be a distinct affine map."""
     x = unit(np.random.default_rng(100 + seed), 256, input_dim)
-    return SMEC(dims=dims, seed=seed, epochs_per_stage=1, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16,
-                progress=False, threads=1).fit(x)
+    return SMEC(dims=dims, seed=seed, epochs_per_stage=1, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16).fit(
+        x, threads=1)
 
 
 @pytest.fixture(scope="session")

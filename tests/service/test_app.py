@@ -153,7 +153,7 @@ GOOD = [0.1] * INPUT_DIM
         ("/search?dim=50", {"vector": GOOD}, 422, "served dims: [32, 16]"),
         ("/compress?dim=0", {"vectors": [GOOD]}, 422, "greater than or equal to 1"),
         ("/compress?dim=abc", {"vectors": [GOOD]}, 422, "valid integer"),
-        ("/compress", {"vectors": [[0.1] * 10]}, 422, f"10 dims; this head takes {INPUT_DIM}-d"),
+        ("/compress", {"vectors": [[0.1] * 10]}, 422, f"10 dims; the head takes {INPUT_DIM}-d"),
         ("/compress", {"vectors": [GOOD, [0.1] * 3]}, 422, "rows differ in length"),
         ("/compress", {"vectors": []}, 422, "at least 1 item"),
         ("/compress", {"vectors": [[]]}, 422, "0 dims"),

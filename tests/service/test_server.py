@@ -12,10 +12,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from .conftest import free_port, unit
 
 ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow  # real servers in child processes
 
 
 def start(args: list[str], env: dict | None = None) -> subprocess.Popen:

@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+from service.settings import Settings
 from service.store import Store, reindex
 from service.wal import HEADER
 from smec_compress.errors import SmecError
@@ -61,7 +62,7 @@ def test_torn_tail_of_the_log_is_dropped_and_the_rest_replayed(head, tmp_path):
         store.upsert([f"a{i}", f"b{i}"], x[2 * i : 2 * i + 2])
     wal = store._wal.path
     store._wal.close()  # "crash": no snapshot, lock released like a dead process's
-    store._unlock_dir()
+    store._files.lock.release()
     size = wal.stat().st_size
     with open(wal, "ab") as fh:  # a record cut off mid-payload, as a crash during write() leaves it
         fh.write(HEADER.pack(b"SMW1", 1, 1, 48, 10_000, 0) + b"\x00" * 100)
@@ -69,7 +70,7 @@ def test_torn_tail_of_the_log_is_dropped_and_the_rest_replayed(head, tmp_path):
     assert len(reopened) == 6 and wal.stat().st_size == size
     reopened.upsert(["c"], x[10:11])  # appends after the cut, so a later replay sees it
     reopened._wal.close()
-    reopened._unlock_dir()
+    reopened._files.lock.release()
     again = Store.open(tmp_path, head)
     assert len(again) == 7 and again.get("c") is not None
     again.close()
@@ -171,3 +172,75 @@ def test_searches_during_writes_see_whole_batches_only(head, tmp_path):
     assert errors == []
     assert len(store) == 40 + 60 * 8
     store.close()
+
+
+def test_deleted_documents_stay_hidden_after_a_write_of_new_ids(head, tmp_path):
+    """A write that tombstones nothing must keep the existing tombstones' selector."""
+    store = Store.open(tmp_path, head, fsync=False)
+    x = unit(np.random.default_rng(10), 101)
+    ids = [f"d{i}" for i in range(100)]
+    store.upsert(ids, x[:100])
+    store.delete(ids[:10])  # 10% dead: no rewrite, so only the selector hides them
+    store.upsert(["new"], x[100:])  # no merge either (100 live rows vs 1)
+    assert len(store._state.segments) == 2 and store._state.tombstones
+    hits = {i for row in store.search(x[:10], 16, 101) for i, _ in row}
+    assert hits.isdisjoint(ids[:10]) and len(hits) == 91
+    store.close()
+
+
+def test_from_settings_maps_every_store_setting(head, tmp_path):
+    settings = Settings(head_dir=None, data_dir=tmp_path / "s", dims=[16], index_factory="Flat", index_factories={16: "HNSW16"},
+                        index_params="efSearch=32", index_min_rows=123, snapshot_every=7, fsync=False, faiss_threads=3)
+    store = Store.from_settings(settings, head)
+    assert store.data_dir == tmp_path / "s" and store.dims == (16,)
+    assert store.config.factories == {16: "HNSW16"} and store.config.params == "efSearch=32" and store.config.min_rows == 123
+    assert store.snapshot_every == 7 and store.fsync is False and store._wal.fsync is False and store.search_threads == 3
+    store.upsert(["a"], unit(np.random.default_rng(11), 1))
+    store.close()
+    default = Store.from_settings(Settings(head_dir=None, data_dir=tmp_path / "d"), head)
+    assert default.dims == (32, 16) and default.config.factories == {32: "Flat", 16: "Flat"} and default.config.min_rows == 50_000
+    assert default.snapshot_every == 1000 and default.fsync is True and default.search_threads == 1
+    default.close()
+    changed = Settings(head_dir=None, data_dir=tmp_path / "s", dims=[16], index_factories={16: "HNSW32"})
+    with pytest.raises(SmecError, match="reindex"):
+        Store.from_settings(changed, head)
+    rebuilt = Store.from_settings(changed.model_copy(update={"reindex": True}), head)
+    assert len(rebuilt) == 1 and rebuilt.config.factories == {16: "HNSW32"}
+    rebuilt.close()
+
+
+def test_reindex_publishes_every_state_it_builds(head, tmp_path):
+    """No assignment to ``_state`` bypasses ``_publish``; searches after a reindex see the rebuilt indexes."""
+    published: list = []
+
+    class Watched(Store):
+        publishing = False
+
+        def __setattr__(self, name, value):
+            if name == "_state" and "_files" in self.__dict__ and not self.publishing:
+                raise AssertionError("_state assigned outside _publish")
+            super().__setattr__(name, value)
+
+        def _publish(self, state, **changes):
+            object.__setattr__(self, "publishing", True)
+            try:
+                super()._publish(state, **changes)
+            finally:
+                object.__setattr__(self, "publishing", False)
+            published.append(state)
+
+    x = unit(np.random.default_rng(12), 60)
+    ids = [f"d{i}" for i in range(60)]
+    store = Watched.open(tmp_path, head)
+    store.upsert(ids, x)
+    store.delete(["d7"])
+    store.close()
+    new_head = fit_head(4)
+    published.clear()
+    rebuilt = Watched.open(tmp_path, new_head, reindex=True)
+    assert any(s.count == 0 for s in published)  # the reset before the rebuild was published too
+    assert rebuilt._state is published[-1] and rebuilt._state.count == 59  # iids compacted
+    keep = [i for i in range(60) if i != 7]
+    q = unit(np.random.default_rng(13), 5)
+    assert ids_only(rebuilt.search(q, 32, 8)) == brute_force(new_head, x[keep], [ids[i] for i in keep], q, 32, 8)
+    rebuilt.close()

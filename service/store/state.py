@@ -1,0 +1,102 @@
+"""Immutable views of the store: segments, the published state, and the tombstone selector.
+
+A writer builds a new :class:`State` from the current one and publishes it with one reference
+assignment; a search reads the state once and works on that snapshot. Nothing here mutates a
+published state: ``full`` and ``ext`` are shared between states, but only rows at or beyond a
+state's ``count`` are ever written, and no reader of that state looks there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import faiss
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    iids: np.ndarray  # (rows,) int64, sorted
+    indexes: dict[int, faiss.Index]  # dim -> IndexIDMap2 over iids
+    inner: dict[int, faiss.Index]  # dim -> the wrapped index (its type picks the search parameters)
+    kind: str  # factory string used
+
+    @property
+    def rows(self) -> int:
+        return len(self.iids)
+
+
+@dataclass(frozen=True)
+class State:
+    """One published, immutable view: what a search sees."""
+
+    segments: tuple[Segment, ...] = ()
+    tombstones: frozenset[int] = frozenset()
+    dead: dict[int, int] = field(default_factory=dict)  # segment id -> tombstoned rows in it
+    full: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # rows < count valid
+    count: int = 0  # next iid
+    live: int = 0  # documents
+    ext: list = field(default_factory=list)  # iid -> external id (append-only; entries < count valid)
+    selector: object = None  # faiss IDSelectorNot over the tombstones (None when there are none)
+    _keep: object = None  # keeps the IDSelectorBatch the selector points to alive
+
+
+def empty_state(input_dim: int) -> State:
+    return State(full=np.zeros((0, input_dim), np.float32))
+
+
+def with_selector(state: State) -> State:
+    """``state`` with a selector that excludes its tombstones (None when there are none)."""
+    if not state.tombstones:
+        return replace(state, selector=None, _keep=None)
+    batch = faiss.IDSelectorBatch(np.fromiter(state.tombstones, np.int64, len(state.tombstones)))
+    return replace(state, selector=faiss.IDSelectorNot(batch), _keep=batch)
+
+
+def tombstoned(state: State, iids: list[int]) -> State:
+    """A new state in which ``iids`` are dead (counted per segment, hidden from searches)."""
+    if not iids:
+        return state
+    dead = dict(state.dead)
+    for seg in state.segments:
+        pos = np.searchsorted(seg.iids, iids)
+        hit = int(sum(1 for p, i in zip(pos.tolist(), iids) if p < seg.rows and seg.iids[p] == i))
+        if hit:
+            dead[seg.id] = dead.get(seg.id, 0) + hit
+    return with_selector(replace(state, dead=dead, tombstones=state.tombstones | frozenset(iids)))
+
+
+def search_params(inner: faiss.Index, selector) -> faiss.SearchParameters | None:
+    """Search parameters of the wrapped index's own type (FAISS insists), carrying the selector."""
+    if selector is None:
+        return None
+    if isinstance(inner, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = inner.hnsw.efSearch
+    elif isinstance(inner, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF()
+        params.nprobe = inner.nprobe
+    else:
+        params = faiss.SearchParameters()
+    params.sel = selector
+    return params
+
+
+def search_state(state: State, z: np.ndarray, dim: int, k: int) -> list[list[tuple[str, float]]]:
+    """Top-``k`` ``(id, score)`` per row of ``z`` over every segment of ``state``, best first."""
+    scores, iids = [], []
+    for seg in state.segments:
+        d, i = seg.indexes[dim].search(z, min(k, seg.rows), params=search_params(seg.inner[dim], state.selector))
+        scores.append(d)
+        iids.append(i)
+    if not scores:
+        return [[] for _ in range(len(z))]
+    d = np.hstack(scores)
+    i = np.hstack(iids)
+    if len(scores) > 1:
+        order = np.argsort(-d, axis=1, kind="stable")[:, :k]
+        d = np.take_along_axis(d, order, axis=1)
+        i = np.take_along_axis(i, order, axis=1)
+    ext = state.ext
+    return [[(ext[j], s) for j, s in zip(row_i, row_d) if j >= 0] for row_i, row_d in zip(i.tolist(), d.tolist())]

@@ -1,0 +1,77 @@
+"""``compress`` (apply a head to a corpus) and ``index`` (a FAISS index over compressed vectors)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import app
+from .common import EmbeddingColumn, Engine, EngineOption, IdColumn, RayAddress, out, progress_bar
+
+
+@app.command()
+def compress(
+    head_dir: Annotated[Path, typer.Argument(help="A head saved by `fit`.")],
+    input: Annotated[Path, typer.Argument(help="Embeddings to compress (.parquet/.arrow file or directory; .arrow is memory-mapped: several times faster).")],
+    dim: Annotated[int, typer.Option(help="Target dim; must be one the head was trained for.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output .parquet or .arrow (Arrow IPC), by its name; written atomically.")],
+    force: Annotated[bool, typer.Option(help="Apply even if the vectors come from another embedder than the head's.")] = False,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Rows per streamed batch.")] = 65_536,
+    id_column: IdColumn = "id",
+    embedding_column: EmbeddingColumn = "embedding",
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddress = None,
+) -> None:
+    """Apply a head: stream vectors through it at one dim, keep ids and other columns.
+
+    With --engine ray, --out becomes a directory of Parquet files (one dataset).
+    """
+    from ..data.files import count_rows
+    from ..data.schema import Columns
+    from ..engines.local import compress_file
+    from ..model.head import SMEC
+
+    head = SMEC.load(head_dir)
+    head.check_dim(dim, what="--dim")  # before any reading or output
+    columns = Columns(id_column, embedding_column)
+    if engine is Engine.ray:
+        from ..engines.ray import compress_ray
+
+        rows = compress_ray(head, head_dir, input, out_path, dim=dim, columns=columns, force=force, batch_rows=batch_rows,
+                            address=ray_address)
+        out.print(f"wrote {rows} x {dim} vectors to {out_path} (Ray Data)")
+        return
+    start = time.perf_counter()
+    total = count_rows(input)
+    with progress_bar() as bar:
+        task = bar.add_task(f"compress to {dim} d", total=total)
+        rows = compress_file(head, input, out_path, dim=dim, columns=columns, force=force, batch_rows=batch_rows,
+                             progress=lambda n: bar.advance(task, n))
+    seconds = time.perf_counter() - start
+    out.print(f"wrote {rows} x {dim} vectors to {out_path} in {seconds:.1f}s ({rows / seconds:,.0f} vectors/s)")
+
+
+@app.command()
+def index(
+    input: Annotated[Path, typer.Argument(help="Compressed embeddings (.parquet/.arrow file or directory), e.g. from `compress`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for index.faiss, ids.parquet and index.json.")],
+    factory: Annotated[Optional[str], typer.Option(help="FAISS factory string [default: chosen from size and --max-memory].")] = None,
+    max_memory: Annotated[str, typer.Option("--max-memory", help="Memory budget of the index, e.g. 512M, 4G.")] = "4G",
+    id_column: IdColumn = "id",
+    embedding_column: EmbeddingColumn = "embedding",
+) -> None:
+    """Build a FAISS inner-product index over compressed vectors (Flat -> HNSW -> IVF-PQ by budget)."""
+    from ..data.files import count_rows
+    from ..data.schema import Columns
+    from ..export.index import build_index, parse_bytes
+
+    budget = parse_bytes(max_memory)
+    total = count_rows(input)
+    with progress_bar() as bar:
+        task = bar.add_task("index", total=total)
+        stats = build_index(input, out_dir, factory=factory, max_memory=budget, columns=Columns(id_column, embedding_column),
+                            progress=lambda n: bar.advance(task, n))
+    out.print(f"{stats.index_type} index of {stats.count} x {stats.dim} vectors written to {out_dir}")

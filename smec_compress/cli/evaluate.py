@@ -1,0 +1,96 @@
+"""``eval``: every compressor side by side on one dataset, as a table (and report files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import SmecError
+from .app import app
+from .common import ModelOption, err, out, parse_dims, progress_bar
+
+
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="BEIR directory, or a corpus .parquet/.arrow from `embed` (queries beside it) with --qrels.")],
+    head_dir: Annotated[Optional[Path], typer.Option("--head", help="An unsupervised head saved by `fit`.")] = None,
+    sup_head_dir: Annotated[Optional[Path], typer.Option("--supervised-head", help="A head fitted with training qrels (also scored on held-out queries).")] = None,
+    fit_smec: Annotated[bool, typer.Option("--fit-smec", help="Fit SMEC heads here on the corpus: unsupervised, plus supervised when training qrels exist.")] = False,
+    dims: Annotated[str, typer.Option(help="Dims to compare at (also the byte budgets of PQ/OPQ).")] = "16,32,48,64,96,128",
+    model: ModelOption = None,
+    split: Annotated[str, typer.Option(help="Qrels split of a BEIR directory (qrels/SPLIT.tsv).")] = "test",
+    qrels: Annotated[Optional[Path], typer.Option(help="Qrels TSV (overrides --split).")] = None,
+    train_qrels: Annotated[Optional[Path], typer.Option("--train-qrels", help="Training qrels [default: qrels/train.tsv of a BEIR directory].")] = None,
+    adaptor: Annotated[bool, typer.Option(help="Include the Matryoshka-Adaptor baseline (trains a small MLP).")] = True,
+    quantizers: Annotated[bool, typer.Option(help="Include int8, binary, PQ and OPQ rows.")] = True,
+    report_dir: Annotated[Optional[Path], typer.Option("--out", help="Write report.json, report.md and quality.png here.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache [default: $SMEC_CACHE_DIR or ~/.cache/smec-compress].")] = None,
+    force: Annotated[bool, typer.Option(help="Use a head even if it was fitted on another embedder.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of random projection, the adaptor, codecs and fitted heads.")] = 0,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for FAISS and torch [default: all cores].")] = None,
+) -> None:
+    """Retrieval quality per dim and per byte: full vectors, truncation, PCA, random projection,
+    Matryoshka-Adaptor, SMEC, and int8 / binary / PQ / OPQ alone and stacked on PCA or SMEC."""
+    from ..data.beir import is_beir_dir
+    from ..evaluation.cache import default_cache_dir
+    from ..evaluation.evalset import check_source, load_evalset
+    from ..evaluation.report import header, row_cells, write_report
+    from ..evaluation.run import check_head, run_comparison
+    from ..model.head import SMEC
+
+    target_dims = parse_dims(dims)
+    if fit_smec and (head_dir or sup_head_dir):
+        raise SmecError("--fit-smec fits its own heads; drop --head/--supervised-head, or drop --fit-smec")
+    check_source(dataset, qrels_path=qrels)  # before any bar: a missing --qrels is the only output
+    heads = {name: SMEC.load(path) for name, path in (("smec", head_dir), ("smec-sup", sup_head_dir)) if path}
+    if threads is not None:
+        import faiss
+        import torch
+
+        faiss.omp_set_num_threads(threads)
+        torch.set_num_threads(threads)
+    with progress_bar() as bar:
+        verb = "embed" if is_beir_dir(dataset) else "read"  # a BEIR directory is embedded (or read from the cache)
+        tasks = {role: bar.add_task(f"{verb} {role}", total=None) for role in ("corpus", "queries")}
+        data = load_evalset(
+            dataset, qrels_path=qrels, split=split, model=model, cache_dir=cache_dir or default_cache_dir(),
+            train_qrels_path=train_qrels, progress={role: (lambda n, t=t: bar.advance(t, n)) for role, t in tasks.items()},
+        )
+        for role, task in tasks.items():
+            bar.update(task, total=len(getattr(data, role).ids), completed=len(getattr(data, role).ids))
+    for name, head in heads.items():
+        check_head(head, data.corpus, target_dims, force=force, label=f"--{'head' if name == 'smec' else 'supervised-head'}")
+    if sup_head_dir and data.train_qrels is None:
+        err.print("[yellow]warning:[/] no training qrels known (--train-qrels): the supervised head's score may be inflated")
+    with progress_bar() as bar:
+        task = bar.add_task("fit baselines", total=None)
+        result = run_comparison(
+            data, target_dims, heads=heads, fit_smec=fit_smec, adaptor=adaptor, quantizers=quantizers, seed=seed,
+            on_stage=lambda description, total: bar.update(task, description=description, total=total, completed=0),
+            on_row=lambda row: bar.advance(task),
+        )
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    if result.skipped_queries:
+        err.print(f"{result.skipped_queries} of {len(data.queries.ids)} queries have no judgements in these qrels (skipped)")
+    title = f"{dataset.name}: {result.judged_queries} judged queries, {len(data.corpus.ids)} docs"
+    if result.heldout is not None:
+        title += f", {len(result.heldout)} held out from training qrels"
+    table = Table(title=title)
+    for name in header(result.rows):
+        table.add_column(name, justify="left" if name == "method" else "right")
+    for row in result.rows:
+        table.add_row(*row_cells(row, heldout=result.heldout is not None))
+    out.print(table)
+    if report_dir is not None:
+        from ..evaluation.plot import plot_quality
+
+        info = {"dataset": str(dataset), "model": data.model, "docs": len(data.corpus.ids),
+                "judged_queries": result.judged_queries, "dims": list(target_dims), "seed": seed,
+                "heldout_queries": None if result.heldout is None else len(result.heldout)}
+        write_report(result.rows, report_dir, info=info)
+        plot_quality(result.rows, report_dir / "quality.png", title=title)
+        out.print(f"report written to {report_dir} (report.json, report.md, quality.png)")

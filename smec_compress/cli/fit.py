@@ -1,0 +1,88 @@
+"""``fit``: train a head on a (sampled) corpus, with a progress bar per training stage."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import SmecError
+from .app import app
+from .common import EmbeddingColumn, IdColumn, err, out, parse_dims, progress_bar
+
+
+class StageBars:
+    """The library's per-step progress callback drawn as one rich bar per stage, with its loss."""
+
+    def __init__(self, bar) -> None:
+        self.bar, self.task, self.stage = bar, None, None
+
+    def __call__(self, p) -> None:  # p: model.train.FitProgress
+        if p.stage != self.stage:
+            self.stage = p.stage
+            self.task = self.bar.add_task(f"train {p.stage}", total=p.total)
+        self.bar.update(self.task, completed=p.step, description=f"train {p.stage} (loss {p.loss:.4f})")
+
+
+@app.command()
+def fit(
+    embeddings: Annotated[Path, typer.Argument(help="Corpus embeddings (.parquet/.arrow file or directory).")],
+    head_dir: Annotated[Path, typer.Option("--out", help="Directory to save the fitted head in.")],
+    dims: Annotated[str, typer.Option(help="Target dims, strictly decreasing, each below the input dim.")] = "128,64,48,32,16",
+    queries: Annotated[Optional[Path], typer.Option(help="Query embeddings for supervised fitting (with --qrels).")] = None,
+    qrels: Annotated[Optional[Path], typer.Option(help="TSV query-id, corpus-id, score: the training pairs.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per stage [default: the head's, 20].")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same head.")] = 0,
+    sample_rows: Annotated[int, typer.Option("--sample-rows", min=1, help="Train on a uniform sample of at most this many corpus rows (bounded memory).")] = 1_000_000,
+    id_column: IdColumn = "id",
+    embedding_column: EmbeddingColumn = "embedding",
+) -> None:
+    """Train a SMEC head on frozen vectors (unsupervised; supervised with --queries and --qrels).
+
+    Corpora larger than --sample-rows are sampled uniformly in one streaming pass; with --qrels
+    the judged documents are always kept in the sample.
+    """
+    from ..config import MIN_ROWS, FitConfig
+    from ..data.beir import read_qrels
+    from ..data.files import count_rows, read_meta
+    from ..data.io import read_embeddings
+    from ..data.sampling import sample_embeddings
+    from ..data.schema import Columns
+    from ..data.training_data import training_pairs
+    from ..model.head import SMEC
+
+    columns = Columns(id_column, embedding_column)
+    if (queries is None) != (qrels is None):
+        raise SmecError("supervised fitting needs both --queries and --qrels")
+    params = {"dims": parse_dims(dims), "seed": seed}
+    if epochs is not None:
+        params["epochs_per_stage"] = epochs
+    if max_steps is not None:
+        params["max_steps_per_stage"] = max_steps
+    input_dim = read_meta(embeddings).dim  # checked before reading: a bad --dims fails at once
+    FitConfig.from_dict(params).checked(input_dim or max(params["dims"]) + 1, MIN_ROWS)
+    keep = {d for rel in read_qrels(qrels).values() for d in rel} if qrels is not None else set()
+    with progress_bar() as bar:
+        task = bar.add_task("read corpus", total=count_rows(embeddings))
+        corpus, total = sample_embeddings(
+            embeddings, sample_rows, seed=seed, columns=columns, keep_ids=keep, progress=lambda n: bar.advance(task, n)
+        )
+    if total > len(corpus.ids):
+        err.print(f"training on a uniform sample of {len(corpus.ids):,} of {total:,} rows (--sample-rows)")
+    fit_args: dict = {}
+    if queries is not None:
+        q_vectors, positives, report = training_pairs(corpus, read_embeddings(queries, columns=columns), qrels)
+        err.print(report)
+        fit_args = {"queries": q_vectors, "positives": positives}
+    start = time.perf_counter()
+    with progress_bar() as bar:
+        head = SMEC(**params).fit(corpus.vectors, embedder_fingerprint=corpus.meta.fingerprint, progress=StageBars(bar),
+                                  **fit_args)
+    head.save(head_dir)
+    out.print(
+        f"fitted dims {','.join(map(str, head.dims_))} on {len(corpus.ids)} x {corpus.dim} vectors "
+        f"in {time.perf_counter() - start:.1f}s; saved to {head_dir}"
+    )

@@ -1,0 +1,43 @@
+"""``serve`` and ``reindex``: the only commands that import the service package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import app
+from .common import out
+
+
+@app.command()
+def serve(
+    head_dir: Annotated[Optional[Path], typer.Option("--head", help="Head to serve (env SMEC_HEAD_DIR).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where documents and indexes persist (env SMEC_DATA_DIR).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+) -> None:
+    """Run the HTTP service (compress, search, documents); other settings come from SMEC_* env vars."""
+    from service.app import serve as run_service
+
+    overrides = {k: v for k, v in {"head_dir": head_dir, "data_dir": data_dir}.items() if v is not None}
+    run_service(host=host, port=port, **overrides)
+
+
+@app.command()
+def reindex(
+    head_dir: Annotated[Path, typer.Option("--head", help="The (new) head to index with.")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The service's data directory (stop the server first).")],
+) -> None:
+    """Rebuild the service's indexes from its stored full vectors with HEAD (index settings from SMEC_* env vars)."""
+    from service.settings import Settings
+    from service.store import Store
+
+    from ..model.head import SMEC
+
+    settings = Settings(head_dir=head_dir, data_dir=data_dir, reindex=True)
+    store = Store.from_settings(settings, SMEC.load(head_dir))
+    count, dims = len(store), list(store.dims)
+    store.close()
+    out.print(f"reindexed {count} documents in {data_dir} at dims {dims} with head {head_dir}")

@@ -1,0 +1,64 @@
+"""What every codec is: ``fit`` its tables on the corpus, ``encode`` rows to uint8 codes, ``search``
+the codes for float queries with the index FAISS would serve them from."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from ..validation import check_fitted
+
+
+class Codec(Protocol):
+    name: str
+    code_size_: int
+
+    def fit(self, X: np.ndarray) -> "Codec": ...
+
+    def encode(self, X: np.ndarray) -> np.ndarray: ...
+
+    def search(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def f32(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class FaissCodec:
+    """A codec backed by a trainable FAISS index whose ``sa_encode`` codes we keep.
+
+    Searching clones the trained (empty) index and loads the codes into it, so what is scored is
+    exactly what is stored.
+    """
+
+    name = "faiss"
+
+    def _make_index(self, dim: int) -> faiss.Index:
+        raise NotImplementedError
+
+    def _check(self, dim: int) -> None:
+        """Refuse parameters the index cannot take, naming them (subclasses override)."""
+
+    def fit(self, X: np.ndarray) -> "_FaissCodec":
+        X = f32(X)
+        self._check(X.shape[1])
+        self.index_ = self._make_index(X.shape[1])
+        self.index_.train(X)
+        self.input_dim_ = X.shape[1]
+        self.code_size_ = int(self.index_.sa_code_size())
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        check_fitted(self, "index_")
+        return self.index_.sa_encode(f32(X))
+
+    def search(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        index = faiss.clone_index(self.index_)
+        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+        inner.add_sa_codes(np.ascontiguousarray(codes, dtype=np.uint8))
+        index.ntotal = inner.ntotal
+        return index.search(f32(queries), min(k, len(codes)))
+
+

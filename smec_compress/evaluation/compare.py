@@ -1,0 +1,179 @@
+"""Side-by-side retrieval quality of every compressor at each size: the table users choose from.
+
+A ``Method`` is a reducer (or none: the full vectors) at a dim, optionally followed by a codec
+(int8, binary, PQ, OPQ). All of them search the same judged queries against the same corpus and
+are scored by the same evaluator, so rows differ only in how the vectors were compressed. Sizes
+are bytes per stored vector: ``4 * dim`` for float32, the codec's code size otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..codecs import make_codec
+from ..data.beir import Qrels
+from ..data.io import Embeddings
+from ..errors import SmecError
+from .retrieval import score_run, search, select_queries, to_run
+
+K = 100  # depth of every search: Recall@100 needs it
+
+
+class Reducer(Protocol):
+    def transform(self, X: np.ndarray, dim: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Method:
+    """What one row measures: ``reducer`` (None = full vectors) at ``dim``, then ``codec``.
+
+    ``m`` is the number of PQ/OPQ sub-quantisers (= bytes per vector); ``supervised`` marks
+    methods that saw training qrels, whose overall score is inflated by label overlap.
+    """
+
+    name: str
+    reducer: str | None
+    dim: int
+    codec: str | None = None
+    m: int | None = None
+    supervised: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    """One method at one size: bytes and quality (nDCG@10 also on held-out queries when known)."""
+
+    method: str
+    dim: int
+    bytes_per_vector: int
+    compression: float  # float32 full-dim bytes / this method's bytes
+    ndcg10: float
+    recall10: float
+    recall100: float
+    mrr10: float
+    pct_of_full: float  # nDCG@10 as % of the full-dim reference
+    ndcg10_heldout: float | None = None  # on test queries whose relevant docs no training pair uses
+    supervised: bool = False
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a planning rule sees: the input dim, the dims to compare at, the float reducers,
+    the reducers to stack codecs on, and which of them saw training labels."""
+
+    input_dim: int
+    dims: list[int]
+    reducers: list[str]
+    stacked: list[str]
+    supervised: set[str]
+
+
+def _full(ctx: PlanContext) -> list[Method]:
+    return [Method("full", None, ctx.input_dim)]
+
+
+def _float_rows(ctx: PlanContext) -> list[Method]:
+    return [Method(r, r, d, supervised=r in ctx.supervised) for r in ctx.reducers for d in ctx.dims]
+
+
+def _codecs_on_full(ctx: PlanContext) -> list[Method]:
+    """int8 and binary on the full vectors, PQ and OPQ with ``m`` = each dim that divides it."""
+    methods = [Method("int8", None, ctx.input_dim, "int8"), Method("binary", None, ctx.input_dim, "binary")]
+    return methods + [Method(c, None, ctx.input_dim, c, m=d) for c in ("pq", "opq") for d in ctx.dims if ctx.input_dim % d == 0]
+
+
+def _stacked_codecs(ctx: PlanContext) -> list[Method]:
+    """Each stacked reducer followed by int8 (``dim`` bytes), binary (``dim / 8``) and OPQ with
+    ``m = dim / 4`` (4 dims per sub-quantiser, so ``dim / 4`` bytes)."""
+    methods = []
+    for r in ctx.stacked:
+        sup = r in ctx.supervised
+        methods += [Method(f"{r}+int8", r, d, "int8", supervised=sup) for d in ctx.dims]
+        methods += [Method(f"{r}+binary", r, d, "binary", supervised=sup) for d in ctx.dims if d % 8 == 0]
+        methods += [Method(f"{r}+opq", r, d, "opq", m=d // 4, supervised=sup) for d in ctx.dims if d % 4 == 0]
+    return methods
+
+
+# The registry of row families, in table order: a new family (a codec, rescoring) is one more rule.
+FLOAT_RULES: tuple[Callable[[PlanContext], list[Method]], ...] = (_full, _float_rows)
+CODEC_RULES: tuple[Callable[[PlanContext], list[Method]], ...] = (_codecs_on_full, _stacked_codecs)
+
+
+def plan(
+    input_dim: int,
+    dims: Iterable[int],
+    reducers: Iterable[str],
+    *,
+    stacked: Iterable[str] = (),
+    quantizers: bool = True,
+    supervised: Iterable[str] = (),
+) -> list[Method]:
+    """The rows to score: every rule of ``FLOAT_RULES`` (the full vectors, each reducer at each
+    dim) and, with ``quantizers``, of ``CODEC_RULES`` (codecs alone and stacked on reducers)."""
+    dims = sorted(set(dims))
+    if not dims or dims[0] < 1 or dims[-1] > input_dim:
+        raise SmecError(f"dims {dims} must lie in 1..{input_dim} (the input dimension)")
+    ctx = PlanContext(input_dim, dims, list(reducers), list(stacked), set(supervised))
+    rules = FLOAT_RULES + (CODEC_RULES if quantizers else ())
+    return [method for rule in rules for method in rule(ctx)]
+
+
+def _quality(run, qrels: Qrels, heldout: list[str] | None) -> tuple[dict[str, float], float | None]:
+    scores = score_run(run, qrels)
+    if heldout is None:
+        return scores, None
+    return scores, score_run({q: run[q] for q in heldout if q in run}, qrels)["ndcg@10"]
+
+
+def compare(
+    corpus: Embeddings,
+    queries: Embeddings,
+    qrels: Qrels,
+    methods: list[Method],
+    reducers: Mapping[str, Reducer],
+    *,
+    heldout: list[str] | None = None,
+    seed: int = 0,
+    on_row: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    """Score every method on the judged queries (and on ``heldout``, a subset of them).
+
+    Reduced vectors are computed once per (reducer, dim) and shared by the codecs stacked on them;
+    codecs are fitted on the corpus vectors only.
+    """
+    selection = select_queries(list(queries.ids), qrels)
+    position = {q: i for i, q in enumerate(queries.ids)}
+    q_vectors = queries.vectors[[position[q] for q in selection.query_ids]]
+    reduced: dict[tuple[str | None, int], tuple[np.ndarray, np.ndarray]] = {}
+    full_bytes, full_ndcg, rows = 4 * corpus.dim, None, []
+    for method in methods:
+        key = (method.reducer, method.dim)
+        if key not in reduced:
+            reducer = reducers[method.reducer] if method.reducer else None
+            reduced[key] = (
+                (corpus.vectors, q_vectors) if reducer is None
+                else (reducer.transform(corpus.vectors, method.dim), reducer.transform(q_vectors, method.dim))
+            )
+        docs, qs = reduced[key]
+        if method.codec is None:
+            (scores, indices), size = search(docs, qs, K), 4 * method.dim
+        else:
+            codec = make_codec(method.codec, m=method.m, seed=seed).fit(docs)
+            codes = codec.encode(docs)
+            (scores, indices), size = codec.search(codes, qs, K), codes.shape[1]
+        metrics, held = _quality(to_run(selection.query_ids, corpus.ids, scores, indices), qrels, heldout)
+        full_ndcg = metrics["ndcg@10"] if full_ndcg is None else full_ndcg  # the first method is the reference
+        row = Row(
+            method.name, method.dim, int(size), full_bytes / size, metrics["ndcg@10"], metrics["recall@10"],
+            metrics["recall@100"], metrics["mrr@10"], 100 * metrics["ndcg@10"] / full_ndcg, held, method.supervised,
+        )
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+

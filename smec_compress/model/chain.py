@@ -1,0 +1,124 @@
+"""The trainable SMEC chain: ADS-pruned affine stages, one ``nn.Module``.
+
+Stage i maps the previous stage's output (the input, for stage 0) with a square affine map
+initialised to the PCA rotation of that input (so it starts exactly as good as PCA), plus, after
+the first stage, a zero-initialised residual map from the input; ADS then keeps ``dims[i]`` of
+its outputs. Everything is affine until the final L2 normalisation, so a trained chain collapses
+into one (W, b) per dim for inference (``collapsed``): applying a head needs no torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..config import FitConfig
+from .ads import ADS
+from .pca import PCA
+
+
+class Stage(nn.Module):
+    """Square affine map over the previous output's ``width`` dims, plus (optionally) a residual
+    path from the frozen input, followed by ADS keeping ``k`` of the outputs.
+
+    The residual map starts at zero, so a stage starts exactly as PCA of its input; it lets a
+    small dim reach directions outside the larger stage's subspace, which a pure chain cannot
+    (a pure chain measured 3-4 nDCG points worse at 32 d on SciFact).
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor, k: int, logits: Tensor, use_ads: bool,
+                 input_dim: int | None = None) -> None:
+        super().__init__()
+        width = weight.shape[0]
+        self.linear = nn.Linear(weight.shape[1], width)
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+            self.linear.bias.copy_(bias)
+        self.residual = None
+        if input_dim is not None:
+            self.residual = nn.Linear(input_dim, width, bias=False)
+            nn.init.zeros_(self.residual.weight)
+        self.ads = ADS(width, k, logits)
+        self.ads.logits.requires_grad_(use_ads)
+
+    def project(self, h: Tensor, x: Tensor) -> Tensor:
+        """Un-pruned output: ``W h + b (+ R x)``."""
+        u = self.linear(h)
+        return u if self.residual is None else u + self.residual(x)
+
+    def forward(self, h: Tensor, x: Tensor, mask: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+        """(un-pruned output, pruned output with the ``keep`` dims): masking then gathering
+        keeps the straight-through gradient of the mask while passing k dims on."""
+        u = self.project(h, x)
+        return u, (u * mask).index_select(1, keep)
+
+
+def pca_init(h: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    """Rotation onto the principal axes of ``h``, centering bias, and ADS logits that rank
+    axes by variance (log scale), so top-k at init is exactly PCA. The moments are streamed
+    (``PCA.partial_fit``), so memory is one chunk, not a float64 copy of the training set."""
+    pca = PCA().fit(h)
+    var = np.maximum(pca.explained_variance_, 1e-12)
+    logits = np.clip(np.log(var / var[0]), -20.0, 0.0)
+    rot = pca.components64_
+    return (torch.from_numpy(rot).float(), torch.from_numpy(-rot @ pca.mean64_).float(),
+            torch.from_numpy(logits).float())
+
+
+class Chain(nn.Module):
+    """The stages in order, largest dim first; stage i outputs ``dims[i]`` dims."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList()
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def add_stage(self, h: np.ndarray, k: int, cfg: FitConfig, input_dim: int) -> Stage:
+        """Append a stage initialised to PCA of ``h``, its input (the chain's output so far)."""
+        rot, bias, logits = pca_init(h)
+        residual = cfg.residual and len(self.stages) > 0  # the first stage already sees the input
+        stage = Stage(rot, bias, k, logits, cfg.ads, input_dim if residual else None)
+        self.stages.append(stage)
+        return stage
+
+    @torch.no_grad()
+    def run(self, x: Tensor, upto: int | None = None) -> Tensor:
+        """Inference pass (deterministic ADS selection) through the first ``upto`` stages (all by
+        default); no normalisation. With no stages this is ``x`` itself."""
+        h = x
+        for st in list(self.stages)[:upto]:
+            h = st.project(h, x).index_select(1, st.ads.selected())
+        return h
+
+    def collapse(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
+        """One affine map (W (d, D), b (d,)) equal to ``run(x, upto)``, in float64."""
+        w, b = None, None
+        for st in list(self.stages)[:upto]:
+            keep = st.ads.selected().numpy()
+            ws = st.linear.weight.detach().double().numpy()[keep]
+            bs = st.linear.bias.detach().double().numpy()[keep]
+            w, b = (ws, bs) if w is None else (ws @ w, ws @ b + bs)
+            if st.residual is not None:
+                w = w + st.residual.weight.detach().double().numpy()[keep]
+        return w, b
+
+    def collapsed(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{dim: (W (D, dim), b (dim,))} in float32: what a saved head applies."""
+        out = {}
+        for i, st in enumerate(self.stages):
+            w, b = self.collapse(i + 1)
+            out[st.ads.k] = (np.ascontiguousarray(w.T, dtype=np.float32), b.astype(np.float32))
+        return out
+
+    def raw_state(self) -> dict[str, np.ndarray]:
+        """Each stage's own parameters and ADS selection, saved beside the collapsed maps."""
+        raw = {}
+        for i, st in enumerate(self.stages):
+            raw[f"stage{i}.weight"] = st.linear.weight.detach().numpy().copy()
+            raw[f"stage{i}.bias"] = st.linear.bias.detach().numpy().copy()
+            raw[f"stage{i}.logits"] = st.ads.logits.detach().numpy().copy()
+            raw[f"stage{i}.selected"] = st.ads.selected().numpy().copy()
+        return raw

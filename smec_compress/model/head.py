@@ -1,0 +1,257 @@
+"""The SMEC estimator: ``SMEC(dims=...).fit(X)`` then ``transform(X, dim)``.
+
+Training needs torch (``train.py``); applying a fitted head does not: every trained dim is
+stored as one collapsed affine map (W, b) that already includes the centering, so
+``transform`` is a single float32 matmul, a bias add and an L2 normalisation in numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..config import FitConfig
+from ..errors import SmecError
+from ..normalize import l2_normalize
+from ..validation import check_fitted, check_matrix, check_served_dim
+
+WEIGHTS_FILE = "weights.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return str(__version__)
+
+
+class SMEC:
+    """Sequential Matryoshka embedding compression head (scikit-learn style estimator).
+
+    ``__init__`` only stores the parameters, every one a keyword with its default taken from
+    ``FitConfig`` (the single source, where each is documented); ``fit`` validates them and
+    learns ``config_``, ``dims_``, ``input_dim_``, ``weights_`` ({dim: (W (D, dim), b (dim,))}),
+    ``stages_state_`` (raw stage parameters) and ``embedder_fingerprint_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        dims: tuple[int, ...] = FitConfig.dims,
+        epochs_per_stage: int = FitConfig.epochs_per_stage,
+        min_steps_per_stage: int = FitConfig.min_steps_per_stage,
+        max_steps_per_stage: int = FitConfig.max_steps_per_stage,
+        batch_size: int = FitConfig.batch_size,
+        lr: float = FitConfig.lr,
+        temperature: float = FitConfig.temperature,
+        kl_weight: float = FitConfig.kl_weight,
+        sim_weight: float = FitConfig.sim_weight,
+        prev_dim_weight: float = FitConfig.prev_dim_weight,
+        memory: bool = FitConfig.memory,
+        memory_size: int = FitConfig.memory_size,
+        hard_negatives: int = FitConfig.hard_negatives,
+        ads: bool = FitConfig.ads,
+        ads_lr: float = FitConfig.ads_lr,
+        ads_tau_start: float = FitConfig.ads_tau_start,
+        ads_tau_end: float = FitConfig.ads_tau_end,
+        ads_noise: float = FitConfig.ads_noise,
+        sequential: bool = FitConfig.sequential,
+        residual: bool = FitConfig.residual,
+        supervised_weight: float = FitConfig.supervised_weight,
+        supervised_temperature: float = FitConfig.supervised_temperature,
+        supervised_hard_negatives: int = FitConfig.supervised_hard_negatives,
+        supervised_negative_pool: int = FitConfig.supervised_negative_pool,
+        supervised_batch_size: int = FitConfig.supervised_batch_size,
+        seed: int = FitConfig.seed,
+    ) -> None:
+        self.dims = dims
+        self.epochs_per_stage = epochs_per_stage
+        self.min_steps_per_stage = min_steps_per_stage
+        self.max_steps_per_stage = max_steps_per_stage
+        self.batch_size = batch_size
+        self.lr = lr
+        self.temperature = temperature
+        self.kl_weight = kl_weight
+        self.sim_weight = sim_weight
+        self.prev_dim_weight = prev_dim_weight
+        self.memory = memory
+        self.memory_size = memory_size
+        self.hard_negatives = hard_negatives
+        self.ads = ads
+        self.ads_lr = ads_lr
+        self.ads_tau_start = ads_tau_start
+        self.ads_tau_end = ads_tau_end
+        self.ads_noise = ads_noise
+        self.sequential = sequential
+        self.residual = residual
+        self.supervised_weight = supervised_weight
+        self.supervised_temperature = supervised_temperature
+        self.supervised_hard_negatives = supervised_hard_negatives
+        self.supervised_negative_pool = supervised_negative_pool
+        self.supervised_batch_size = supervised_batch_size
+        self.seed = seed
+
+    def get_params(self) -> dict:
+        return {name: getattr(self, name) for name in FitConfig.field_names()}
+
+    def fit(self, X, queries=None, positives=None, *, embedder_fingerprint: str | None = None,
+            threads: int | None = None, progress=None) -> "SMEC":
+        """Learn the head on rows ``X`` (N, D); with ``queries`` (M, D) and ``positives`` (M,)
+        (index into X of each query's relevant row, one row per pair) also learn from pairs.
+
+        Run-time knobs, not model parameters (they change nothing in the result): ``threads``
+        for torch (default: torch's own setting), and ``progress``, called with a
+        ``train.FitProgress`` after every step (the CLI draws its bar from it).
+        """
+        import torch
+
+        from .train import Supervision, fit_chain
+
+        X = check_matrix("X", X)
+        cfg = FitConfig.from_dict(self.get_params()).checked(X.shape[1], len(X))
+        if (queries is None) != (positives is None):
+            raise SmecError("queries and positives must be given together (supervised fit) or not at all")
+        sup = None
+        if queries is not None:
+            sup = Supervision.from_pairs(check_matrix("queries", queries, input_dim=X.shape[1]), positives, len(X))
+        previous_threads = torch.get_num_threads()
+        if threads is not None:
+            if not (isinstance(threads, int) and threads >= 1):
+                raise SmecError(f"threads={threads!r} must be a positive integer")
+            torch.set_num_threads(threads)
+        try:
+            chain = fit_chain(X, cfg, sup, progress)
+        except RuntimeError as e:  # torch reports a failed allocation as RuntimeError
+            if "allocate" in str(e):
+                raise MemoryError(f"out of memory fitting on {len(X):,} x {X.shape[1]} rows") from e
+            raise
+        finally:
+            torch.set_num_threads(previous_threads)
+        self._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), embedder_fingerprint)
+        return self
+
+    def _set_state(self, cfg: FitConfig, input_dim: int, weights: dict, raw: dict, fp: str | None) -> None:
+        self.config_ = cfg
+        self.input_dim_ = int(input_dim)
+        self.dims_ = tuple(cfg.dims)
+        self.weights_ = weights
+        self.stages_state_ = raw
+        self.embedder_fingerprint_ = fp
+
+    # ------------------------------------------------------------------------ inference
+    def check_dim(self, dim: int, *, what: str = "dim") -> None:
+        """Refuse a dim this head was not trained for, listing those it was."""
+        check_fitted(self, "weights_")
+        check_served_dim(dim, self.dims_, what=what)
+
+    def transform(self, X, dim: int, *, out: np.ndarray | None = None) -> np.ndarray:
+        """(N, dim) float32 L2-normalised vectors: one matmul with the collapsed map.
+
+        ``out``, a C-contiguous (N, dim) float32 array, receives the result instead of a new
+        array: streaming callers reuse buffers, since first-touching fresh memory can cost as
+        much as the matmul itself (bench/scale.py).
+        """
+        self.check_dim(dim)
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.input_dim_:
+            raise SmecError(f"X has shape {X.shape}; this head expects (rows, {self.input_dim_})")
+        if X.dtype != np.float32:
+            X = X.astype(np.float32)
+        w, b = self.weights_[dim]
+        if out is not None and (out.shape != (len(X), dim) or out.dtype != np.float32 or not out.flags.c_contiguous):
+            raise SmecError(f"out must be a C-contiguous float32 array of shape {(len(X), dim)}, got {out.dtype} {out.shape}")
+        z = np.matmul(X, w, out=out)
+        z += b
+        return l2_normalize(z, out=z)
+
+    @property
+    def fingerprint(self) -> str:
+        """Short hash of the collapsed weights: two heads with the same value transform alike."""
+        check_fitted(self, "weights_")
+        h = hashlib.sha256()
+        for d in self.dims_:
+            w, b = self.weights_[d]
+            h.update(str(d).encode())
+            h.update(np.ascontiguousarray(w).tobytes())
+            h.update(np.ascontiguousarray(b).tobytes())
+        return h.hexdigest()[:12]
+
+    def check_input(self, input_dim: int, embedder_fingerprint: str | None, force: bool = False) -> None:
+        """Refuse vectors from another embedder: a dimension mismatch always, a different
+        embedder fingerprint unless ``force`` (skipped when either side is unknown)."""
+        check_fitted(self, "weights_")
+        if int(input_dim) != self.input_dim_:
+            raise SmecError(f"input vectors have {input_dim} dims but this head was trained on {self.input_dim_}")
+        fp = self.embedder_fingerprint_
+        if not force and fp is not None and embedder_fingerprint is not None and fp != embedder_fingerprint:
+            raise SmecError(f"embedder fingerprint {embedder_fingerprint} differs from the one this head was "
+                            f"trained on ({fp}); pass force to use it anyway")
+
+    # --------------------------------------------------------------------- persistence
+    def save(self, directory) -> Path:
+        """Write ``weights.safetensors`` (collapsed maps + raw stage params) and ``config.json``,
+        each atomically."""
+        from safetensors.numpy import save
+
+        from ..data.atomic import atomic_file, write_text
+
+        check_fitted(self, "weights_")
+        out = Path(directory)
+        tensors = {}
+        for d, (w, b) in self.weights_.items():
+            tensors[f"dim{d}.weight"] = np.ascontiguousarray(w)
+            tensors[f"dim{d}.bias"] = np.ascontiguousarray(b)
+        tensors.update({f"raw.{k}": np.ascontiguousarray(v) for k, v in self.stages_state_.items()})
+        with atomic_file(out / WEIGHTS_FILE) as tmp:
+            tmp.write_bytes(save(tensors))
+        meta = {"format": "smec-compress", "library_version": _version(), "input_dim": self.input_dim_,
+                "dims": list(self.dims_), "config": self.config_.to_dict(),
+                "embedder_fingerprint": self.embedder_fingerprint_, "fingerprint": self.fingerprint}
+        write_text(out / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, directory) -> "SMEC":
+        """Read a head written by ``save`` (by this release or an earlier one); missing or corrupt
+        files raise SmecError naming them."""
+        from safetensors.numpy import load_file
+
+        src = Path(directory)
+        cfg_path, w_path = src / CONFIG_FILE, src / WEIGHTS_FILE
+        for p in (cfg_path, w_path):
+            if not p.is_file():
+                raise SmecError(f"missing file {p}: not a saved SMEC head directory")
+        try:
+            meta = json.loads(cfg_path.read_text())
+            cfg = FitConfig.from_dict(meta["config"])
+            input_dim = int(meta["input_dim"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise SmecError(f"corrupt file {cfg_path}: {e}") from None
+        try:
+            tensors = load_file(str(w_path))
+        except Exception as e:  # safetensors raises its own error types
+            raise SmecError(f"corrupt file {w_path}: {e}") from None
+        weights = {}
+        for d in cfg.dims:
+            try:
+                w, b = tensors[f"dim{d}.weight"], tensors[f"dim{d}.bias"]
+            except KeyError:
+                raise SmecError(f"corrupt file {w_path}: no weights for dim {d}") from None
+            if w.shape != (input_dim, d) or b.shape != (d,):
+                raise SmecError(f"corrupt file {w_path}: dim {d} weights have shape {w.shape}")
+            weights[d] = (w, b)
+        raw = {k[4:]: v for k, v in tensors.items() if k.startswith("raw.")}
+        head = cls(**cfg.to_dict())
+        head._set_state(cfg, input_dim, weights, raw, meta.get("embedder_fingerprint"))
+        return head
+
+    # ------------------------------------------------------------------ integrations
+    def to_sentence_transformers(self, model, dim: int):
+        """A copy of ``model`` whose ``encode`` returns this head's ``dim``-d vectors (see
+        ``export.sentence_transformers``)."""
+        from ..export.sentence_transformers import with_head
+
+        return with_head(model, self, dim)

@@ -1,0 +1,103 @@
+"""The command line as a new user meets it: help that reads at 80 columns, errors that come alone
+(before any progress bar), and a stopped command that leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from smec_compress import SMEC, write_embeddings
+
+from ..conftest import ROOT, SAMPLE, SAMPLE_EMBEDDINGS, clustered, run_cli
+
+COMMANDS = ("embed", "fit", "compress", "eval", "index", "serve", "reindex")
+
+
+def run_at_80_columns(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    return subprocess.run([sys.executable, "-m", "smec_compress", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_fits_80_columns_without_cutting_words(command):
+    result = run_at_80_columns(*([command] if command else []), "--help")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    if command == "eval":  # the words 0.1.0 cut off ("sentence-transfor…") are there whole
+        assert "sentence-transformers" in result.stdout
+
+
+@pytest.fixture
+def head_and_corpus(tmp_path):
+    x = clustered(n=200, d=24)
+    write_embeddings(tmp_path / "c.parquet", [str(i) for i in range(200)], x)
+    SMEC(dims=(12, 6), epochs_per_stage=1, min_steps_per_stage=0).fit(x, threads=1).save(tmp_path / "head")
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_compress_with_an_untrained_dim_fails_before_any_progress_bar(head_and_corpus):
+    t = head_and_corpus
+    result = run_cli("compress", t / "head", t / "c.parquet", "--dim", "65", "--out", t / "o.parquet")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --dim 65 is not a trained dim; trained dims: [12, 6]"
+    assert not (t / "o.parquet").exists()
+
+
+@pytest.mark.slow
+def test_eval_of_embeddings_without_qrels_fails_before_any_progress_bar(tmp_path):
+    result = run_cli("eval", SAMPLE_EMBEDDINGS)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: ") and "needs --qrels" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_fit_with_bad_dims_fails_before_reading_the_corpus(head_and_corpus):
+    t = head_and_corpus
+    result = run_cli("fit", t / "c.parquet", "--dims", "6,12", "--out", t / "h2")
+    assert result.returncode == 2 and "strictly decreasing" in result.stderr
+    assert "read corpus" not in result.stderr and not (t / "h2").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_embed_leaves_no_output_and_no_temporary(tmp_path, sig, code):
+    out = tmp_path / "out" / "s.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "smec_compress", "embed", str(SAMPLE), "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(".s.parquet.tmp-*")):  # the writer has started
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "embed never started writing"
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    if sig == signal.SIGTERM:  # Ctrl-C is click's to report: it exits 130 quietly
+        assert "no partial output was kept" in err
+    assert sorted(p.name for p in out.parent.iterdir()) == []
+
+
+def test_debug_flag_comes_from_the_root_option(monkeypatch, capsys, tmp_path):
+    """--debug (a root option) re-raises instead of printing one line; without it: one line, exit 2."""
+    from smec_compress.cli import main
+    from smec_compress.errors import SmecError
+
+    missing = tmp_path / "none.parquet"
+    monkeypatch.setattr(sys, "argv", ["smec-compress", "index", str(missing), "--out", str(tmp_path / "i")])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2 and "file not found" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["smec-compress", "--debug", "index", str(missing), "--out", str(tmp_path / "i")])
+    with pytest.raises(SmecError, match="file not found"):
+        main()

@@ -1,0 +1,108 @@
+import numpy as np
+import torch
+
+from ..conftest import clustered
+from smec_compress.config import FitConfig
+from smec_compress.model.chain import pca_init
+from smec_compress.model.train import fit_chain
+
+FAST = dict(epochs_per_stage=3, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16)
+
+
+def topk_overlap(a, b, k=10):
+    na = np.argsort(-(a @ a.T), axis=1)[:, 1 : k + 1]
+    nb = np.argsort(-(b @ b.T), axis=1)[:, 1 : k + 1]
+    return np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb)])
+
+
+def _apply(chain, X):
+    w, b = chain.collapse(len(chain))
+    z = X @ w.T + b
+    return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+def test_pca_init_is_rotation_with_centering():
+    X = clustered()
+    rot, bias, logits = pca_init(X)
+    assert torch.allclose(rot @ rot.T, torch.eye(24), atol=1e-5)
+    h = torch.from_numpy(X) @ rot.T + bias
+    assert h.mean(0).abs().max() < 1e-5
+    var = h.var(0)
+    assert torch.all(var[:-1] >= var[1:] - 1e-6) and torch.all(logits[:-1] >= logits[1:])
+
+
+def test_training_improves_neighbour_overlap_over_pca_init():
+    X = clustered(n=400, d=32, clusters=20)
+    cfg0 = FitConfig(dims=(4,), **{**FAST, "epochs_per_stage": 1, "lr": 1e-12, "ads_lr": 1e-12})
+    cfg = FitConfig(dims=(4,), **{**FAST, "epochs_per_stage": 15})
+    pca_like = topk_overlap(X, _apply(fit_chain(X, cfg0), X))
+    trained = topk_overlap(X, _apply(fit_chain(X, cfg), X))
+    assert trained > pca_like
+
+
+def test_sequential_freezes_earlier_stages_and_joint_trains_all():
+    X = clustered()
+    seq = fit_chain(X, FitConfig(dims=(12, 6), **FAST))
+    first_alone = fit_chain(X, FitConfig(dims=(12,), **FAST))
+    # stage 1 of the sequential chain is exactly the single-stage fit: later stages froze it
+    assert torch.equal(seq.stages[0].linear.weight, first_alone.stages[0].linear.weight)
+    joint = fit_chain(X, FitConfig(dims=(12, 6), sequential=False, **FAST))
+    assert not torch.equal(joint.stages[0].linear.weight, first_alone.stages[0].linear.weight)
+
+
+def test_switches_run_and_ads_off_keeps_pca_order():
+    X = clustered()
+    chain = fit_chain(X, FitConfig(dims=(12, 6), ads=False, memory=False, **FAST))
+    assert [s.ads.selected().tolist() for s in chain.stages] == [list(range(12)), list(range(6))]
+    assert chain.stages[0].ads.logits.grad is None
+
+
+def test_residual_path_lets_small_dims_leave_the_larger_stage_subspace():
+    """Without the residual path the 6-d map lies in the row space of the 12-d map (a pure
+    chain); with it (the default), training moves it out of that subspace."""
+    X = clustered()
+
+    def outside(chain):
+        w12, _ = chain.collapse(1)
+        w6, _ = chain.collapse(2)
+        q, _ = np.linalg.qr(w12.T)  # orthonormal basis of the 12-d map's row space
+        return np.linalg.norm(w6.T - q @ (q.T @ w6.T)) / np.linalg.norm(w6)
+
+    chain = fit_chain(X, FitConfig(dims=(12, 6), residual=False, **FAST))
+    assert chain.stages[1].residual is None and outside(chain) < 1e-6
+    residual = fit_chain(X, FitConfig(dims=(12, 6), **FAST))
+    assert residual.stages[1].residual is not None and outside(residual) > 1e-3
+
+
+def test_max_steps_per_stage_caps_long_epochs(monkeypatch):
+    """Large corpora: steps per stage stop at max_steps_per_stage even mid-epoch."""
+    from smec_compress.model import train
+
+    steps = []
+    monkeypatch.setattr(train.CrossBatchMemory, "enqueue", lambda self, *a: steps.append(1))
+    X = clustered(n=640)
+    cfg = FitConfig(dims=(12, 6), **{**FAST, "epochs_per_stage": 50, "min_steps_per_stage": 400, "max_steps_per_stage": 7})
+    fit_chain(X, cfg)
+    assert len(steps) == 2 * 7
+
+
+def test_unit_rows_reuses_normalised_input_and_normalises_the_rest():
+    from smec_compress.model.train import _unit_rows
+
+    x = torch.from_numpy(clustered())
+    assert _unit_rows(x) is x  # no second copy of a large training set
+    y = _unit_rows(3 * x)
+    assert torch.allclose(y, x, atol=1e-6)
+
+
+def test_progress_callback_sees_every_step_of_every_stage():
+    """The library draws no bar: it reports each step to the caller's callback (the CLI's bars)."""
+    events = []
+    cfg = FitConfig(dims=(12, 6), **{**FAST, "epochs_per_stage": 1})
+    fit_chain(clustered(n=256), cfg, progress=events.append)
+    stages = list(dict.fromkeys(e.stage for e in events))
+    assert stages == ["stage 1/2 -> 12d", "stage 2/2 -> 6d"]
+    for stage in stages:
+        steps = [e for e in events if e.stage == stage]
+        assert [e.step for e in steps] == list(range(1, steps[0].total + 1))
+        assert all(e.loss == e.loss and e.loss >= 0 for e in steps)  # finite numbers, not NaN
