@@ -5,7 +5,7 @@ FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# CPU torch first, pinned, from the PyTorch CPU index, so the project's "torch>=2.2" is already
+# CPU torch first, pinned, from the PyTorch CPU index, so the project's "torch>=2.13" is already
 # met and pip never pulls the multi-GB CUDA build.
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 WORKDIR /src
