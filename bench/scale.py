@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from smec_compress.model.head import SMEC  # noqa: E402
-from smec_compress.export.index import parse_bytes  # noqa: E402
-from smec_compress import EmbeddingMeta, EmbeddingWriter
+from smec_compress.resources import parse_bytes  # noqa: E402
+from smec_compress import EmbeddingMeta, EmbeddingWriter  # noqa: E402
 from smec_compress.data.io import iter_batches  # noqa: E402
 from smec_quality import throughput  # noqa: E402  (bench/ is on sys.path when run as a script)
 

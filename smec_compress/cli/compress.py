@@ -66,7 +66,8 @@ def index(
     """Build a FAISS inner-product index over compressed vectors (Flat -> HNSW -> IVF-PQ by budget)."""
     from ..data.files import count_rows
     from ..data.schema import Columns
-    from ..export.index import build_index, parse_bytes
+    from ..export.index import build_index
+    from ..resources import parse_bytes
 
     budget = parse_bytes(max_memory)
     total = count_rows(input)

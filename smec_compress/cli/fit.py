@@ -14,16 +14,19 @@ from .common import EmbeddingColumn, IdColumn, err, out, parse_dims, progress_ba
 
 
 class StageBars:
-    """The library's per-step progress callback drawn as one rich bar per stage, with its loss."""
+    """The library's per-step progress callback drawn as one rich bar per stage: steps done of
+    the stage's total, time per step, loss, elapsed time and the stage's ETA."""
 
     def __init__(self, bar) -> None:
-        self.bar, self.task, self.stage = bar, None, None
+        self.bar, self.task, self.stage, self.start = bar, None, None, 0.0
 
     def __call__(self, p) -> None:  # p: model.train.FitProgress
         if p.stage != self.stage:
-            self.stage = p.stage
+            self.stage, self.start = p.stage, time.perf_counter()
             self.task = self.bar.add_task(f"train {p.stage}", total=p.total)
-        self.bar.update(self.task, completed=p.step, description=f"train {p.stage} (loss {p.loss:.4f})")
+        per_step = (time.perf_counter() - self.start) / p.step
+        self.bar.update(self.task, completed=p.step,
+                        description=f"train {p.stage} ({per_step * 1000:.0f} ms/step, loss {p.loss:.4f})")
 
 
 @app.command()
@@ -36,23 +39,27 @@ def fit(
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per stage [default: the head's, 20].")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same head.")] = 0,
-    sample_rows: Annotated[int, typer.Option("--sample-rows", min=1, help="Train on a uniform sample of at most this many corpus rows (bounded memory).")] = 1_000_000,
+    sample_rows: Annotated[int, typer.Option("--sample-rows", min=1, help="Train on a uniform sample of at most this many corpus rows.")] = 1_000_000,
+    max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Memory the fit may use, e.g. 8G; the sample shrinks to fit it [default: the smallest of the address-space limit, the cgroup limit and available RAM].")] = None,
     id_column: IdColumn = "id",
     embedding_column: EmbeddingColumn = "embedding",
 ) -> None:
     """Train a SMEC head on frozen vectors (unsupervised; supervised with --queries and --qrels).
 
-    Corpora larger than --sample-rows are sampled uniformly in one streaming pass; with --qrels
-    the judged documents are always kept in the sample.
+    Corpora larger than the sample are sampled uniformly in one streaming pass; the sample is at
+    most --sample-rows rows and as many as fit the memory budget at this input dimension. With
+    --qrels the judged documents are always kept in the sample.
     """
     from ..config import MIN_ROWS, FitConfig
     from ..data.beir import read_qrels
     from ..data.files import count_rows, read_meta
-    from ..data.io import read_embeddings
+    from ..data.io import dataset_dim, read_embeddings
     from ..data.sampling import sample_embeddings
     from ..data.schema import Columns
     from ..data.training_data import training_pairs
+    from ..model.footprint import read_batch_rows, sample_rows_for
     from ..model.head import SMEC
+    from ..resources import MemoryLimit, available_memory, format_bytes, parse_bytes
 
     columns = Columns(id_column, embedding_column)
     if (queries is None) != (qrels is None):
@@ -62,16 +69,22 @@ def fit(
         params["epochs_per_stage"] = epochs
     if max_steps is not None:
         params["max_steps_per_stage"] = max_steps
-    input_dim = read_meta(embeddings).dim  # checked before reading: a bad --dims fails at once
-    FitConfig.from_dict(params).checked(input_dim or max(params["dims"]) + 1, MIN_ROWS)
+    input_dim = dataset_dim(embeddings, columns=columns)
+    cfg = FitConfig.from_dict(params).checked(input_dim, MIN_ROWS)  # a bad --dims fails before any reading
+    budget = MemoryLimit(parse_bytes(max_memory), "--max-memory") if max_memory else available_memory()
+    normalized = read_meta(embeddings).normalized is not False
+    total_rows = count_rows(embeddings)
+    rows = sample_rows_for(budget.bytes, input_dim, cfg, most=min(sample_rows, total_rows), normalized=normalized)
+    if rows == total_rows:
+        err.print(f"training on all {total_rows:,} rows of {input_dim} d")
+    else:
+        limit = "--sample-rows" if rows == sample_rows else f"{format_bytes(budget.bytes)}, the {budget.source}"
+        err.print(f"training on a uniform sample of {rows:,} of {total_rows:,} rows of {input_dim} d (limited by {limit})")
     keep = {d for rel in read_qrels(qrels).values() for d in rel} if qrels is not None else set()
     with progress_bar() as bar:
-        task = bar.add_task("read corpus", total=count_rows(embeddings))
-        corpus, total = sample_embeddings(
-            embeddings, sample_rows, seed=seed, columns=columns, keep_ids=keep, progress=lambda n: bar.advance(task, n)
-        )
-    if total > len(corpus.ids):
-        err.print(f"training on a uniform sample of {len(corpus.ids):,} of {total:,} rows (--sample-rows)")
+        task = bar.add_task("read corpus", total=total_rows)
+        corpus, _ = sample_embeddings(embeddings, rows, seed=seed, columns=columns, keep_ids=keep,
+                                          batch_rows=read_batch_rows(input_dim), progress=lambda n: bar.advance(task, n))
     fit_args: dict = {}
     if queries is not None:
         q_vectors, positives, report = training_pairs(corpus, read_embeddings(queries, columns=columns), qrels)

@@ -126,6 +126,14 @@ def iter_batches(
             yield Batch(id_array, vectors, rest, file)
 
 
+def dataset_dim(path: str | Path, *, columns: Columns = Columns()) -> int:
+    """The vectors' dimension: from the metadata, else from the first row."""
+    dim = read_meta(path).dim
+    if dim is None:
+        dim = next(iter_batches(path, columns=columns, batch_rows=1)).vectors.shape[1]
+    return int(dim)
+
+
 def read_embeddings(
     path: str | Path,
     *,

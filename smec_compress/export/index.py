@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,19 +25,11 @@ from ..data.io import DEFAULT_BATCH_ROWS, Columns, iter_batches
 from ..data.atomic import atomic_dir
 from ..data.sampling import sample_embeddings
 from ..data.schema import EmbeddingMeta
+from ..resources import parse_bytes
 
 EXACT_MAX_ROWS = 1_000_000
 HNSW_MAX_ROWS = 10_000_000
 HNSW_LINK_BYTES = 32 * 2 * 4  # M=32: about 2M int32 links a vector at level 0
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
-
-def parse_bytes(text: str) -> int:
-    """'4G' -> 4 GiB; '512M', '1.5T' and plain byte counts too."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
-    if not match:
-        raise SmecError(f"memory budget {text!r}: expected a size such as 512M, 4G or 1.5T")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 def pq_bytes(dim: int, budget_per_vector: float) -> int:

@@ -26,9 +26,11 @@ class PCA:
         self._sum: np.ndarray | None = None
         self._gram: np.ndarray | None = None
 
-    def partial_fit(self, X: np.ndarray, chunk: int = 65_536) -> "PCA":
-        """Add ``X``'s moments, ``chunk`` rows at a time in float64 (never a float64 copy of X)."""
+    def partial_fit(self, X: np.ndarray, chunk: int | None = None) -> "PCA":
+        """Add ``X``'s moments, ``chunk`` rows at a time in float64 (never a float64 copy of X;
+        by default a chunk is at most 512 MiB: 65,536 rows up to 1,024 d, 16,384 at 4,096 d)."""
         X = np.asarray(X)
+        chunk = chunk or max(1024, min(65_536, (512 << 20) // (8 * X.shape[1])))
         if self._sum is None:
             self._sum = np.zeros(X.shape[1])
             self._gram = np.zeros((X.shape[1], X.shape[1]))

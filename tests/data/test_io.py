@@ -286,7 +286,7 @@ def test_read_meta_of_foreign_file_is_empty(tmp_path):
 def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path, make, message):
     path = tmp_path / "in.parquet"
     make(path)
-    result = run_cli("fit", path, "--out", tmp_path / "head")
+    result = run_cli("fit", path, "--dims", "1", "--out", tmp_path / "head")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

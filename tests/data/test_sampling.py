@@ -65,3 +65,24 @@ def test_fit_cli_trains_on_a_sample_with_a_step_cap(tmp_path, rng):
     assert config["max_steps_per_stage"] == 3
     bad = run_cli("fit", tmp_path / "e.parquet", "--max-steps", "0", "--out", tmp_path / "h2")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "h2").exists()
+
+
+@pytest.mark.slow
+def test_fit_cli_sizes_the_sample_from_max_memory_and_refuses_a_budget_too_small(tmp_path, rng):
+    from smec_compress.config import FitConfig
+    from smec_compress.model.footprint import MIN_SAMPLE_ROWS, fit_footprint
+
+    from ..conftest import run_cli
+
+    n = MIN_SAMPLE_ROWS + 2000
+    x = unit_rows(rng, n, 16)
+    write_embeddings(tmp_path / "e.parquet", [str(i) for i in range(n)], x)
+    budget = fit_footprint(16, FitConfig(dims=(8,))).bytes_for(MIN_SAMPLE_ROWS + 500)
+    r = run_cli("fit", tmp_path / "e.parquet", "--dims", "8", "--max-steps", "2", "--max-memory", str(budget),
+                "--out", tmp_path / "head")
+    assert r.returncode == 0, r.stderr
+    assert f"uniform sample of {MIN_SAMPLE_ROWS + 500:,} of {n:,} rows of 16 d (limited by" in r.stderr
+    assert "--max-memory" in r.stderr and f"on {MIN_SAMPLE_ROWS + 500} x 16 vectors" in r.stdout
+    small = run_cli("fit", tmp_path / "e.parquet", "--dims", "8", "--max-memory", "64M", "--out", tmp_path / "h2")
+    assert small.returncode == 2 and "raise --max-memory" in small.stderr and "Traceback" not in small.stderr
+    assert "read corpus" not in small.stderr and not (tmp_path / "h2").exists()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from smec_compress.errors import SmecError
-from smec_compress.export.index import build_index, choose_factory, load_index, parse_bytes, pq_bytes
+from smec_compress.export.index import build_index, choose_factory, load_index, pq_bytes
+from smec_compress.resources import parse_bytes
 from smec_compress import EmbeddingMeta, write_embeddings
 
 from ..conftest import run_cli, unit_rows

@@ -106,3 +106,11 @@ def test_progress_callback_sees_every_step_of_every_stage():
         steps = [e for e in events if e.stage == stage]
         assert [e.step for e in steps] == list(range(1, steps[0].total + 1))
         assert all(e.loss == e.loss and e.loss >= 0 for e in steps)  # finite numbers, not NaN
+
+
+def test_chain_run_in_row_chunks_equals_one_pass():
+    X = clustered(n=300)
+    chain = fit_chain(X, FitConfig(dims=(12, 6), **FAST))
+    x = torch.from_numpy(X)
+    assert torch.allclose(chain.run(x, chunk_rows=64), chain.run(x), atol=1e-6)
+    assert chain.run(x, 0) is x
