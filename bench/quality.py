@@ -131,7 +131,7 @@ def main() -> None:
         from models import assemble_mpnet
 
         runs.append(("mpnet", "SciFact, all-mpnet-base-v2 (768 d)", assemble_mpnet(default_cache_dir() / "models" / "mpnet")))
-    sections, results = [], {}
+    results = {}
     for key, title, model in runs:
         if args.cache and model is None:
             data = from_npy_cache(args.cache, args.data)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .common import EngineOption, Engine, IdColumn, ModelOption, RayAddress, out, progress_bar
+from .common import Engine, EngineOption, IdColumn, ModelOption, RayAddress, out, progress_bar
 
 
 @app.command()

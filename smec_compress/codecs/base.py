@@ -41,7 +41,7 @@ class FaissCodec:
     def _check(self, dim: int) -> None:
         """Refuse parameters the index cannot take, naming them (subclasses override)."""
 
-    def fit(self, X: np.ndarray) -> "_FaissCodec":
+    def fit(self, X: np.ndarray) -> "FaissCodec":
         X = f32(X)
         self._check(X.shape[1])
         self.index_ = self._make_index(X.shape[1])

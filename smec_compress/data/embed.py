@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .beir import find_file, is_beir_dir, read_texts
 from ..errors import SmecError
+from .beir import find_file, is_beir_dir, read_texts
 from .files import SUFFIXES, open_parquet
 from .schema import Columns, EmbeddingMeta
 from .writer import EmbeddingWriter

@@ -130,7 +130,10 @@ def dataset_dim(path: str | Path, *, columns: Columns = Columns()) -> int:
     """The vectors' dimension: from the metadata, else from the first row."""
     dim = read_meta(path).dim
     if dim is None:
-        dim = next(iter_batches(path, columns=columns, batch_rows=1)).vectors.shape[1]
+        first = next(iter_batches(path, columns=columns, batch_rows=1), None)
+        if first is None:
+            raise SmecError(f"{path}: no rows")
+        dim = first.vectors.shape[1]
     return int(dim)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .beir import read_qrels
 from ..errors import SmecError
+from .beir import read_qrels
 from .io import Embeddings
 
 

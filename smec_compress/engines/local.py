@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SmecError
 from ..data.files import read_meta
 from ..data.io import DEFAULT_BATCH_ROWS, Columns, iter_batches
 from ..data.read_ahead import read_ahead
 from ..data.schema import compressed_meta
 from ..data.writer import EmbeddingWriter
+from ..errors import SmecError
 from ..validation import check_served_dim, reject_nonfinite
 
 

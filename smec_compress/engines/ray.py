@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
-from ..errors import SmecError
 from ..data.atomic import atomic_dir, refuse_existing
 from ..data.files import count_rows, dataset_files, is_arrow_ipc, read_meta
 from ..data.io import Columns, iter_batches, vectors_from_arrow
 from ..data.schema import EmbeddingMeta, compressed_meta, embedding_schema, vector_array
+from ..errors import SmecError
 from ..validation import check_served_dim, reject_nonfinite
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from .compare import Row
 
-
 HEADER = ("method", "dim", "bytes/vector", "compression", "nDCG@10", "Recall@100", "% of full")
 HELDOUT_HEADER = "nDCG@10 held-out"
 

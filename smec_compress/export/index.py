@@ -19,12 +19,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import SmecError
+from ..data.atomic import atomic_dir
 from ..data.files import count_rows, read_meta
 from ..data.io import DEFAULT_BATCH_ROWS, Columns, iter_batches
-from ..data.atomic import atomic_dir
 from ..data.sampling import sample_embeddings
 from ..data.schema import EmbeddingMeta
+from ..errors import SmecError
 from ..resources import parse_bytes
 
 EXACT_MAX_ROWS = 1_000_000
