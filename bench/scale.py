@@ -152,8 +152,9 @@ def rss_anon(proc: psutil.Process) -> int:
     return 0
 
 
-def run_measured(cmd: list[str], *, prefix: list[str] | None = None) -> dict:
-    """Run a command; wall time and peak RSS summed over its whole process tree."""
+def run_measured(cmd: list[str], *, prefix: list[str] | None = None, keep_output: bool = False) -> dict:
+    """Run a command; wall time and peak RSS summed over its whole process tree (and its whole
+    output, stdout and stderr together, under "output" with ``keep_output``)."""
     proc = psutil.Popen((prefix or []) + cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = peak_anon = 0
     done = threading.Event()
@@ -181,7 +182,8 @@ def run_measured(cmd: list[str], *, prefix: list[str] | None = None) -> dict:
     tail = output.strip().splitlines()[-1:]
     reported = re.search(r"in ([0-9.]+)s \(([0-9,]+) vectors/s\)", " ".join(output.split()))  # rich may wrap it
     own = {"own_secs": float(reported[1]), "own_vectors_per_s": float(reported[2].replace(",", ""))} if reported else {}
-    return {"secs": secs, "peak_rss": peak, "peak_rss_anon": peak_anon, "tail": tail, **own}
+    kept = {"output": output} if keep_output else {}
+    return {"secs": secs, "peak_rss": peak, "peak_rss_anon": peak_anon, "tail": tail, **own, **kept}
 
 
 def compute_only(head: SMEC, dim: int, rows: int = 1_000_000) -> dict:

@@ -1,0 +1,206 @@
+"""Fit at scale (issue 14): a fit on a 1M-row sample of 384-d vectors, timed, and what it keeps of
+the neighbourhoods; a fit on 4,096-d vectors on disk under an address-space limit.
+
+    .venv/bin/python bench/fit_scale.py [--rows 1000000] [--variants default joint] [--skip-wide]
+                                        [--wide-rows 200000] [--wide-steps 50] [--render-only]
+
+1. 384 d, in memory: ROWS + 10,000 clustered unit vectors (bench/scale.py's generator: 200
+   Gaussian clusters); the last 10,000 are held back as queries. Each variant is fitted on the ROWS
+   with 2 torch threads (``default`` is today's ``SMEC()``: sequential stages, up to 2,000 steps
+   each; ``joint`` is ``SMEC(sequential=False)``). Reported: fit seconds, steps, seconds per step,
+   and neighbour recall@10 of the held-back rows at each dim: the share of a query's full-dim top-10
+   among the first 100,000 training rows that its compressed top-10 keeps (exact FAISS search in
+   both spaces). Heads are kept under ``--heads`` so a re-run (or a later session) reuses them.
+2. 4,096 d, on disk: WIDE_ROWS clustered vectors written as Parquet, then ``smec-compress fit``
+   (dims 256,128,64, ``--max-steps WIDE_STEPS``) under ``prlimit --as=8G``, with no --max-memory: the
+   sample is sized from the limit. Reported: wall time, the sample size the CLI chose, peak RSS of
+   the process tree, and recall@10 at 256 d against PCA's at 256 d (held-back rows as above).
+Results go to ``bench/results/fit_scale.{json,md}`` after each step, so an interrupted run keeps
+what it measured; ``--render-only`` rebuilds the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scale import GIB, run_measured  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+from smec_compress import PCA, SMEC, EmbeddingMeta, EmbeddingWriter  # noqa: E402
+from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+HELD_BACK = 10_000
+DATABASE = 100_000
+VARIANTS = {"default": {}, "joint": {"sequential": False}}
+CLI = [sys.executable, "-m", "smec_compress"]
+
+
+def clustered(rows: int, dim: int, seed: int = 0, batch: int = 65_536):
+    """Batches of clustered unit vectors, as bench/scale.py writes them (200 centres, noise 0.7)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((200, dim)).astype(np.float32)
+    for start in range(0, rows, batch):
+        n = min(batch, rows - start)
+        x = centers[rng.integers(0, 200, n)] + 0.7 * rng.standard_normal((n, dim), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        yield x
+
+
+def neighbour_recall(database: np.ndarray, queries: np.ndarray, transform, k: int = 10) -> float:
+    """Mean share of each query's full-dim top-k in ``database`` that the compressed top-k keeps."""
+    import faiss
+
+    def top(db, q):
+        index = faiss.IndexFlatIP(db.shape[1])
+        index.add(np.ascontiguousarray(db))
+        return index.search(np.ascontiguousarray(q), k)[1]
+
+    full, comp = top(database, queries), top(transform(database), transform(queries))
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(full, comp)]))
+
+
+def save(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "fit_scale.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "fit_scale.md").write_text(render(results))
+
+
+def narrow(results: dict, args, heads: Path) -> None:
+    """Section 1: each variant on ROWS x 384 in memory."""
+    import torch
+
+    torch.set_num_threads(2)
+    data = np.concatenate(list(clustered(args.rows + HELD_BACK, 384)))
+    train, queries, database = data[: args.rows], data[args.rows :], data[:DATABASE]
+    for name in args.variants:
+        key = f"{name}-{args.rows}"
+        if key in results["narrow"]:
+            continue
+        folder = heads / key
+        steps: list = []
+        start = time.perf_counter()
+        if (folder / "config.json").is_file():
+            head, seconds = SMEC.load(folder), None
+        else:
+            head = SMEC(**VARIANTS[name]).fit(train, threads=2, progress=steps.append)
+            seconds = time.perf_counter() - start
+            head.save(folder)
+        recall = {d: neighbour_recall(database, queries, lambda a, d=d: head.transform(a, d)) for d in head.dims_}
+        results["narrow"][key] = {"variant": name, "params": VARIANTS[name], "rows": args.rows, "fit_seconds": seconds,
+                                  "steps": len(steps) or None, "seconds_per_step": seconds / len(steps) if steps else None,
+                                  "recall_at_10": recall}
+        save(results)
+        print(name, results["narrow"][key], flush=True)
+    if "pca" not in results["narrow"]:
+        pca = PCA().fit(train)
+        results["narrow"]["pca"] = {"recall_at_10": {d: neighbour_recall(database, queries, lambda a, d=d: pca.transform(a, d))
+                                                      for d in (128, 64, 48, 32, 16)}}
+        save(results)
+
+
+def wide(results: dict, args, work: Path) -> None:
+    """Section 2: a 4,096-d corpus on disk, fitted by the CLI under prlimit --as=8G."""
+    if "wide" in results:
+        return
+    corpus = work / "wide.parquet"
+    batches = clustered(args.wide_rows + HELD_BACK, 4096, seed=1, batch=16_384)
+    held: list[np.ndarray] = []
+    if not corpus.is_file():
+        with EmbeddingWriter(corpus, 4096, EmbeddingMeta(model="synthetic", normalized=True)) as writer:
+            written = 0
+            for x in batches:
+                take = min(len(x), args.wide_rows - written)
+                if take > 0:
+                    writer.write([str(written + i) for i in range(take)], x[:take])
+                    written += take
+                held.append(x[take:])
+    else:
+        held = [np.concatenate(list(batches))[args.wide_rows :]]
+    queries = np.concatenate(held)[:HELD_BACK]
+    head_dir = work / "wide-head"
+    cmd = CLI + ["fit", str(corpus), "--dims", "256,128,64", "--max-steps", str(args.wide_steps), "--out", str(head_dir)]
+    run = run_measured(cmd, prefix=["prlimit", f"--as={8 * GIB}"], keep_output=True)
+    chosen = re.search(r"sample of ([0-9,]+) of|all ([0-9,]+) rows", " ".join(run.pop("output").split()))
+    head = SMEC.load(head_dir)
+    from smec_compress import read_embeddings
+
+    database = read_embeddings(corpus).vectors[:DATABASE]
+    pca = PCA().fit(database)
+    results["wide"] = {
+        "rows_on_disk": args.wide_rows, "max_steps": args.wide_steps, "address_space_limit": 8 * GIB,
+        "sample_rows": int((chosen[1] or chosen[2]).replace(",", "")) if chosen else None, **run,
+        "recall_at_10_256d": neighbour_recall(database, queries, lambda a: head.transform(a, 256)),
+        "pca_recall_at_10_256d": neighbour_recall(database, queries, lambda a: pca.transform(a, 256)),
+    }
+    save(results)
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    lines = ["## Fit at scale", "", f"`{m['command']}` ({m['date']}, {m['arch']}, {m['nproc']} CPUs; 2 torch threads).", ""]
+    narrow_rows = {k: v for k, v in r["narrow"].items() if k != "pca"}
+    if narrow_rows:
+        dims = sorted({int(d) for v in r["narrow"].values() for d in v["recall_at_10"]}, reverse=True)
+        lines += ["Neighbour recall@10 of 10,000 held-back rows (compressed vs full-dim top-10 among 100,000 training rows), "
+                  "fits on in-memory clustered 384-d vectors:", "",
+                  "| fit | rows | seconds | steps | s/step | " + " | ".join(f"{d} d" for d in dims) + " |",
+                  "|---|---:|---:|---:|---:|" + "---:|" * len(dims)]
+        for v in [*narrow_rows.values(), r["narrow"].get("pca")]:
+            if v is None:
+                continue
+            rec = {int(d): x for d, x in v["recall_at_10"].items()}
+            cells = [v.get("variant", "PCA (uncentred)"), f"{v.get('rows', ''):,}" if v.get("rows") else "",
+                     f"{v['fit_seconds']:.0f}" if v.get("fit_seconds") else "", str(v.get("steps") or ""),
+                     f"{v['seconds_per_step']:.3f}" if v.get("seconds_per_step") else ""]
+            lines.append("| " + " | ".join(cells + [f"{rec[d]:.4f}" if d in rec else "" for d in dims]) + " |")
+        lines.append("")
+    if "wide" in r:
+        w = r["wide"]
+        lines += [f"4,096-d: {w['rows_on_disk']:,} clustered vectors in Parquet, `fit --dims 256,128,64 --max-steps "
+                  f"{w['max_steps']}` under `prlimit --as={w['address_space_limit'] / GIB:.0f}G` with no --max-memory: "
+                  f"the CLI chose a {w['sample_rows']:,}-row sample; {w['secs']:.0f} s, peak RSS {w['peak_rss'] / GIB:.2f} GiB; "
+                  f"recall@10 at 256 d {w['recall_at_10_256d']:.4f} against PCA's {w['pca_recall_at_10_256d']:.4f}.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--variants", nargs="+", default=["default", "joint"], choices=sorted(VARIANTS))
+    ap.add_argument("--skip-wide", action="store_true")
+    ap.add_argument("--skip-narrow", action="store_true")
+    ap.add_argument("--wide-rows", type=int, default=200_000)
+    ap.add_argument("--wide-steps", type=int, default=50)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/smec-fit-scale"))
+    ap.add_argument("--heads", type=Path, default=default_cache_dir() / "bench-fit-scale")
+    ap.add_argument("--render-only", action="store_true")
+    args = ap.parse_args()
+    path = RESULTS / "fit_scale.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"narrow": {}}
+    results["machine"] = {"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat(),
+                          "command": "python bench/fit_scale.py " + " ".join(sys.argv[1:])}
+    if args.render_only:
+        return save(results)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    if not args.skip_narrow:
+        narrow(results, args, args.heads)
+    if not args.skip_wide:
+        wide(results, args, args.workdir)
+    save(results)
+
+
+if __name__ == "__main__":
+    main()
