@@ -15,7 +15,7 @@ from ..data.read_ahead import read_ahead
 from ..data.schema import compressed_meta
 from ..data.writer import EmbeddingWriter
 from ..errors import SmecError
-from ..validation import check_served_dim, reject_nonfinite
+from ..validation import reject_nonfinite
 
 
 def compress_file(
@@ -39,7 +39,7 @@ def compress_file(
     Three threads share the work: one decodes the next batch (``read_ahead``), this one transforms,
     one writes the previous batch.
     """
-    check_served_dim(dim, head.dims_, what="--dim")
+    head.check_dim(dim, what="--dim")
     meta = read_meta(input_path)
     out_meta = compressed_meta(meta, head, dim)
     with ExitStack() as stack:

@@ -18,7 +18,7 @@ from ..data.files import count_rows, dataset_files, is_arrow_ipc, read_meta
 from ..data.io import Columns, iter_batches, vectors_from_arrow
 from ..data.schema import EmbeddingMeta, compressed_meta, embedding_schema, vector_array
 from ..errors import SmecError
-from ..validation import check_served_dim, reject_nonfinite
+from ..validation import reject_nonfinite
 
 
 def parquet_files(input_path) -> list[Path]:
@@ -99,7 +99,7 @@ def compress_ray(head, head_dir, input_path, out_dir, *, dim: int, columns: Colu
                  force: bool = False, batch_rows: int = 65_536, address: str | None = None,
                  concurrency: int | None = None) -> int:
     """Compress with Ray Data; same checks and output columns and metadata as the local engine."""
-    check_served_dim(dim, head.dims_, what="--dim")
+    head.check_dim(dim, what="--dim")
     files = parquet_files(input_path)
     out_dir = Path(out_dir)
     refuse_existing(out_dir)
