@@ -183,7 +183,8 @@ def main() -> None:
                              ("no S-XBM (in-batch candidates)", {"memory": False}),
                              *([("no residual path (pure chain)", {"residual": False}),
                                 ("with L(dim_{i-1}) term", {"prev_dim_weight": 1.0})] if args.all_ablations else []),
-                             ("joint (nested) training", {"sequential": False})):
+                             (f"{'sequential SMRL' if not default.sequential else 'joint (nested)'} training, 20 epochs",
+                              {"sequential": not default.sequential, "epochs_per_stage": 20})):
             jobs += [(name, "smec", {**chain, **change}, s) for s in ab]
             notes[name] = ", ".join(f"{k}={v}" for k, v in change.items())
     per: dict = {}

@@ -36,7 +36,7 @@ def fit(
     dims: Annotated[str, typer.Option(help="Target dims, strictly decreasing, each below the input dim.")] = "128,64,48,32,16",
     queries: Annotated[Optional[Path], typer.Option(help="Query embeddings for supervised fitting (with --qrels).")] = None,
     qrels: Annotated[Optional[Path], typer.Option(help="TSV query-id, corpus-id, score: the training pairs.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per stage [default: the head's, 20].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs of the training schedule (per stage when sequential) [default: the head's, 40].")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same head.")] = 0,
     sample_rows: Annotated[int, typer.Option("--sample-rows", min=1, help="Train on a uniform sample of at most this many corpus rows.")] = 1_000_000,

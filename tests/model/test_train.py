@@ -6,7 +6,7 @@ from smec_compress.config import FitConfig
 from smec_compress.model.chain import pca_init
 from smec_compress.model.train import fit_chain
 
-FAST = dict(epochs_per_stage=3, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16)
+FAST = dict(epochs_per_stage=3, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16, sequential=True)
 
 
 def topk_overlap(a, b, k=10):
@@ -46,7 +46,7 @@ def test_sequential_freezes_earlier_stages_and_joint_trains_all():
     first_alone = fit_chain(X, FitConfig(dims=(12,), **FAST))
     # stage 1 of the sequential chain is exactly the single-stage fit: later stages froze it
     assert torch.equal(seq.stages[0].linear.weight, first_alone.stages[0].linear.weight)
-    joint = fit_chain(X, FitConfig(dims=(12, 6), sequential=False, **FAST))
+    joint = fit_chain(X, FitConfig(dims=(12, 6), **{**FAST, "sequential": False}))
     assert not torch.equal(joint.stages[0].linear.weight, first_alone.stages[0].linear.weight)
 
 
