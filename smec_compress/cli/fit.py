@@ -69,10 +69,11 @@ def fit(
         params["epochs_per_stage"] = epochs
     if max_steps is not None:
         params["max_steps_per_stage"] = max_steps
-    input_dim = dataset_dim(embeddings, columns=columns)
+    meta = read_meta(embeddings)
+    input_dim = meta.dim or dataset_dim(embeddings, columns=columns)  # a foreign file: from its first row
     cfg = FitConfig.from_dict(params).checked(input_dim, MIN_ROWS)  # a bad --dims fails before any reading
     budget = MemoryLimit(parse_bytes(max_memory), "--max-memory") if max_memory else available_memory()
-    normalized = read_meta(embeddings).normalized is not False
+    normalized = meta.normalized is not False
     total_rows = count_rows(embeddings)
     rows = sample_rows_for(budget.bytes, input_dim, cfg, most=min(sample_rows, total_rows), normalized=normalized)
     if rows == total_rows:
