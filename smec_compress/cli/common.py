@@ -46,7 +46,7 @@ def parse_dims(text: str, option: str = "--dims") -> tuple[int, ...]:
     try:
         dims = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise SmecError(f"{option} {text!r}: expected comma-separated integers such as 128,64,32") from None
+        raise SmecError(f"{option} {text!r}: expected comma-separated integers such as 64,32") from None
     if not dims:
-        raise SmecError(f"{option} is empty: give at least one target dim, e.g. {option} 64,32")
+        raise SmecError(f"{option} is empty: give at least one value, e.g. {option} 64,32")
     return dims

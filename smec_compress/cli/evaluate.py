@@ -20,6 +20,7 @@ def evaluate(
     sup_head_dir: Annotated[Optional[Path], typer.Option("--supervised-head", help="A head fitted with training qrels (also scored on held-out queries).")] = None,
     fit_smec: Annotated[bool, typer.Option("--fit-smec", help="Fit SMEC heads here on the corpus: unsupervised, plus supervised when training qrels exist.")] = False,
     dims: Annotated[str, typer.Option(help="Dims to compare at (also the byte budgets of PQ/OPQ).")] = "16,32,48,64,96,128",
+    budgets: Annotated[str, typer.Option(help="Byte budgets per vector: RaBitQ, re-ranked sign bits and PQ/OPQ at each, and the best method within each.")] = "16,32,48,64",
     model: ModelOption = None,
     split: Annotated[str, typer.Option(help="Qrels split of a BEIR directory (qrels/SPLIT.tsv).")] = "test",
     qrels: Annotated[Optional[Path], typer.Option(help="Qrels TSV (overrides --split).")] = None,
@@ -33,15 +34,17 @@ def evaluate(
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for FAISS and torch [default: all cores].")] = None,
 ) -> None:
     """Retrieval quality per dim and per byte: full vectors, truncation, PCA, random projection,
-    Matryoshka-Adaptor, SMEC, and int8 / binary / PQ / OPQ alone and stacked on PCA or SMEC."""
+    Matryoshka-Adaptor, SMEC, and int8 / binary / PQ / OPQ alone and stacked on PCA or SMEC;
+    per byte budget RaBitQ and re-ranked sign bits on PCA, and the best method within each."""
     from ..data.beir import is_beir_dir
     from ..evaluation.cache import default_cache_dir
     from ..evaluation.evalset import check_source, load_evalset
-    from ..evaluation.report import header, row_cells, write_report
+    from ..evaluation.report import best_within, budget_cells, budget_header, header, row_cells, write_report
     from ..evaluation.run import check_head, run_comparison
     from ..model.head import SMEC
 
     target_dims = parse_dims(dims)
+    target_budgets = parse_dims(budgets, "--budgets")
     if fit_smec and (head_dir or sup_head_dir):
         raise SmecError("--fit-smec fits its own heads; drop --head/--supervised-head, or drop --fit-smec")
     check_source(dataset, qrels_path=qrels)  # before any bar: a missing --qrels is the only output
@@ -68,7 +71,7 @@ def evaluate(
     with progress_bar() as bar:
         task = bar.add_task("fit baselines", total=None)
         result = run_comparison(
-            data, target_dims, heads=heads, fit_smec=fit_smec, adaptor=adaptor, quantizers=quantizers, seed=seed,
+            data, target_dims, budgets=target_budgets, heads=heads, fit_smec=fit_smec, adaptor=adaptor, quantizers=quantizers, seed=seed,
             on_stage=lambda description, total: bar.update(task, description=description, total=total, completed=0),
             on_row=lambda row: bar.advance(task),
         )
@@ -85,12 +88,18 @@ def evaluate(
     for row in result.rows:
         table.add_row(*row_cells(row, heldout=result.heldout is not None))
     out.print(table)
+    best = Table(title="best within each byte budget")
+    for name in budget_header(result.rows):
+        best.add_column(name, justify="left" if name.startswith("best") else "right")
+    for budget, row in best_within(result.rows, target_budgets):
+        best.add_row(*budget_cells(budget, row, result.rows))
+    out.print(best)
     if report_dir is not None:
         from ..evaluation.plot import plot_quality
 
         info = {"dataset": str(dataset), "model": data.model, "docs": len(data.corpus.ids),
-                "judged_queries": result.judged_queries, "dims": list(target_dims), "seed": seed,
+                "judged_queries": result.judged_queries, "dims": list(target_dims), "budgets": list(target_budgets), "seed": seed,
                 "heldout_queries": None if result.heldout is None else len(result.heldout)}
-        write_report(result.rows, report_dir, info=info)
+        write_report(result.rows, report_dir, info=info, budgets=target_budgets)
         plot_quality(result.rows, report_dir / "quality.png", title=title)
         out.print(f"report written to {report_dir} (report.json, report.md, quality.png)")

@@ -10,6 +10,11 @@ FAISS would serve them from:
 - ``Binary``: one sign bit per dimension, Hamming distance between the query's and the document's
   bits (``IndexBinaryFlat``): ``dim / 8`` bytes. Threshold 0, not the corpus mean: on SciFact with
   all-MiniLM-L6-v2 raw signs keep 0.586 nDCG@10, mean-thresholded 0.568, centred PCA signs 0.497.
+- ``BinaryRerank``: the same bits, Hamming top-100 re-ranked by the float query against each
+  candidate's +-1 code: ``dim / 8`` bytes.
+- ``RaBitQ``: random rotation, then ``bits`` per dimension plus per-vector correction factors
+  (``IndexRaBitQ``): ``bits * dim / 8`` bytes plus 8 (1 bit) or 20 (2-4 bits);
+  ``RaBitQUnrotated`` is FAISS' plain "RaBitQ" without the rotation.
 - ``PQ``: product quantisation with ``m`` sub-quantisers of 256 centroids (``IndexPQ``), asymmetric
   inner product: ``m`` bytes.
 - ``OPQ``: PQ after a learned rotation (``OPQMatrix`` + ``IndexPQ``): ``m`` bytes; the rotation is
@@ -20,25 +25,35 @@ from __future__ import annotations
 
 from ..errors import SmecError
 from .base import Codec
-from .binary import Binary
+from .binary import Binary, BinaryRerank
 from .pq import OPQ, PQ
+from .rabitq import RaBitQ, RaBitQUnrotated
 from .scalar import Int8
 
-__all__ = ["CODECS", "OPQ", "PQ", "Binary", "Codec", "Int8", "make_codec"]
+__all__ = ["CODECS", "OPQ", "PQ", "Binary", "BinaryRerank", "Codec", "Int8", "RaBitQ", "RaBitQUnrotated", "make_codec"]
 
 
-# Codecs by name: a new codec (RaBitQ, a learned one) is one more entry; "m" marks those that
-# need the number of sub-quantisers (= bytes per vector).
-CODECS: dict[str, type] = {"int8": Int8, "binary": Binary, "pq": PQ, "opq": OPQ}
+# Codecs by name: a new codec (a learned one) is one more entry. PQ/OPQ need ``m`` (the number of
+# sub-quantisers = bytes per vector), RaBitQ takes ``bits`` per dimension (default 1).
+CODECS: dict[str, type] = {"int8": Int8, "binary": Binary, "binary-rerank": BinaryRerank, "pq": PQ, "opq": OPQ,
+                           "rabitq": RaBitQ, "rabitq-unrotated": RaBitQUnrotated}
 NEEDS_M = frozenset({"pq", "opq"})
+TAKES_BITS = frozenset({"rabitq", "rabitq-unrotated"})
 
 
-def make_codec(name: str, *, m: int | None = None, seed: int = 0) -> Codec:
-    """A codec by name (a key of ``CODECS``); PQ and OPQ need ``m`` (bytes per vector)."""
+def make_codec(name: str, *, m: int | None = None, bits: int | None = None, seed: int = 0) -> Codec:
+    """A codec by name (a key of ``CODECS``); PQ and OPQ need ``m`` (bytes per vector), RaBitQ
+    takes ``bits`` per dimension. A parameter the codec does not take is an error, not ignored."""
     if name not in CODECS:
         raise SmecError(f"unknown codec {name!r}; choose {', '.join(CODECS)}")
+    if m is not None and name not in NEEDS_M:
+        raise SmecError(f"{name} takes no m (only {', '.join(sorted(NEEDS_M))} do)")
+    if bits is not None and name not in TAKES_BITS:
+        raise SmecError(f"{name} takes no bits (only {', '.join(sorted(TAKES_BITS))} do)")
     if name in NEEDS_M:
         if m is None:
             raise SmecError(f"{name} needs m, the number of sub-quantisers (= bytes per vector)")
         return CODECS[name](m, seed=seed)
+    if name in TAKES_BITS:
+        return CODECS[name](bits or 1, seed=seed)
     return CODECS[name]()

@@ -1,7 +1,7 @@
 """Side-by-side retrieval quality of every compressor at each size: the table users choose from.
 
 A ``Method`` is a reducer (or none: the full vectors) at a dim, optionally followed by a codec
-(int8, binary, PQ, OPQ). All of them search the same judged queries against the same corpus and
+(int8, binary, PQ, OPQ, RaBitQ). All of them search the same judged queries against the same corpus and
 are scored by the same evaluator, so rows differ only in how the vectors were compressed. Sizes
 are bytes per stored vector: ``4 * dim`` for float32, the codec's code size otherwise.
 """
@@ -15,6 +15,8 @@ from typing import Protocol
 import numpy as np
 
 from ..codecs import make_codec
+from ..codecs.rabitq import BITS as RABITQ_BITS
+from ..codecs.rabitq import widest_dim
 from ..data.beir import Qrels
 from ..data.io import Embeddings
 from ..errors import SmecError
@@ -31,8 +33,9 @@ class Reducer(Protocol):
 class Method:
     """What one row measures: ``reducer`` (None = full vectors) at ``dim``, then ``codec``.
 
-    ``m`` is the number of PQ/OPQ sub-quantisers (= bytes per vector); ``supervised`` marks
-    methods that saw training qrels, whose overall score is inflated by label overlap.
+    ``m`` is the number of PQ/OPQ sub-quantisers (= bytes per vector), ``bits`` RaBitQ's bits per
+    dimension; ``supervised`` marks methods that saw training qrels, whose overall score is
+    inflated by label overlap.
     """
 
     name: str
@@ -40,6 +43,7 @@ class Method:
     dim: int
     codec: str | None = None
     m: int | None = None
+    bits: int | None = None
     supervised: bool = False
 
 
@@ -62,11 +66,12 @@ class Row:
 
 @dataclass(frozen=True)
 class PlanContext:
-    """What a planning rule sees: the input dim, the dims to compare at, the float reducers,
-    the reducers to stack codecs on, and which of them saw training labels."""
+    """What a planning rule sees: the input dim, the dims and byte budgets to compare at, the
+    float reducers, the reducers to stack codecs on, and which of them saw training labels."""
 
     input_dim: int
     dims: list[int]
+    budgets: list[int]
     reducers: list[str]
     stacked: list[str]
     supervised: set[str]
@@ -81,9 +86,29 @@ def _float_rows(ctx: PlanContext) -> list[Method]:
 
 
 def _codecs_on_full(ctx: PlanContext) -> list[Method]:
-    """int8 and binary on the full vectors, PQ and OPQ with ``m`` = each dim that divides it."""
+    """int8 and binary on the full vectors, PQ and OPQ with ``m`` = each dim or budget that divides it."""
     methods = [Method("int8", None, ctx.input_dim, "int8"), Method("binary", None, ctx.input_dim, "binary")]
-    return methods + [Method(c, None, ctx.input_dim, c, m=d) for c in ("pq", "opq") for d in ctx.dims if ctx.input_dim % d == 0]
+    sizes = sorted(set(ctx.dims) | set(ctx.budgets))
+    return methods + [Method(c, None, ctx.input_dim, c, m=m) for c in ("pq", "opq") for m in sizes if ctx.input_dim % m == 0]
+
+
+def _budget_codecs(ctx: PlanContext) -> list[Method]:
+    """The quantisers users pick per byte budget, over PCA: RaBitQ (rotated and FAISS' unrotated)
+    at each of 1-4 bits at the widest dim whose code (correction factors included) fits, and sign
+    bits of the widest PCA that fits (8 dims a byte, at most the input dim) re-ranked against the
+    float query. Widest: on SciFact, narrower dims at the same bits scored no better beyond noise."""
+    if "pca" not in ctx.reducers:
+        return []
+    methods = []
+    for budget in ctx.budgets:
+        for bits in RABITQ_BITS:
+            dim = widest_dim(budget, bits, ctx.input_dim)
+            if dim is not None:
+                methods += [Method(f"pca+{codec}-{bits}bit", "pca", dim, codec, bits=bits)
+                            for codec in ("rabitq", "rabitq-unrotated")]
+        if (dim := min(8 * budget, ctx.input_dim) // 8 * 8) > 0:
+            methods.append(Method("pca+binary-rerank", "pca", dim, "binary-rerank"))
+    return list(dict.fromkeys(methods))  # budgets past the input dim give the same rows
 
 
 def _stacked_codecs(ctx: PlanContext) -> list[Method]:
@@ -100,7 +125,7 @@ def _stacked_codecs(ctx: PlanContext) -> list[Method]:
 
 # The registry of row families, in table order: a new family (a codec, rescoring) is one more rule.
 FLOAT_RULES: tuple[Callable[[PlanContext], list[Method]], ...] = (_full, _float_rows)
-CODEC_RULES: tuple[Callable[[PlanContext], list[Method]], ...] = (_codecs_on_full, _stacked_codecs)
+CODEC_RULES: tuple[Callable[[PlanContext], list[Method]], ...] = (_codecs_on_full, _stacked_codecs, _budget_codecs)
 
 
 def plan(
@@ -108,16 +133,20 @@ def plan(
     dims: Iterable[int],
     reducers: Iterable[str],
     *,
+    budgets: Iterable[int] = (),
     stacked: Iterable[str] = (),
     quantizers: bool = True,
     supervised: Iterable[str] = (),
 ) -> list[Method]:
     """The rows to score: every rule of ``FLOAT_RULES`` (the full vectors, each reducer at each
-    dim) and, with ``quantizers``, of ``CODEC_RULES`` (codecs alone and stacked on reducers)."""
-    dims = sorted(set(dims))
+    dim) and, with ``quantizers``, of ``CODEC_RULES`` (codecs alone and stacked on reducers, and
+    the per-budget quantisers at each of ``budgets``, bytes per vector)."""
+    dims, budgets = sorted(set(dims)), sorted(set(budgets))
     if not dims or dims[0] < 1 or dims[-1] > input_dim:
         raise SmecError(f"dims {dims} must lie in 1..{input_dim} (the input dimension)")
-    ctx = PlanContext(input_dim, dims, list(reducers), list(stacked), set(supervised))
+    if budgets and budgets[0] < 1:
+        raise SmecError(f"byte budgets {budgets} must be at least 1")
+    ctx = PlanContext(input_dim, dims, budgets, list(reducers), list(stacked), set(supervised))
     rules = FLOAT_RULES + (CODEC_RULES if quantizers else ())
     return [method for rule in rules for method in rule(ctx)]
 
@@ -162,7 +191,7 @@ def compare(
         if method.codec is None:
             (scores, indices), size = search(docs, qs, K), 4 * method.dim
         else:
-            codec = make_codec(method.codec, m=method.m, seed=seed).fit(docs)
+            codec = make_codec(method.codec, m=method.m, bits=method.bits, seed=seed).fit(docs)
             codes = codec.encode(docs)
             (scores, indices), size = codec.search(codes, qs, K), codes.shape[1]
         metrics, held = _quality(to_run(selection.query_ids, corpus.ids, scores, indices), qrels, heldout)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -46,33 +46,54 @@ def to_markdown(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def best_per_budget(rows: list[Row], budgets: Iterable[int]) -> str:
-    """For each byte budget, the best method that fits in it: the question users actually ask.
+def ranking(rows: list[Row]) -> tuple[str, Callable[[Row], float]]:
+    """What "best" means: held-out nDCG@10 when every row has it, else nDCG@10 on all queries.
 
-    Ranked by held-out nDCG@10 when every row has it: on all queries a supervised head is
-    flattered by the labels it was trained on, and would top every budget for that reason alone.
+    On all queries a supervised head is flattered by the labels it was trained on, and would top
+    every budget for that reason alone.
     """
-    held = bool(rows) and all(r.ndcg10_heldout is not None for r in rows)
-    key = (lambda r: r.ndcg10_heldout) if held else (lambda r: r.ndcg10)
-    ref = key(rows[0]) if rows else 1.0
-    ranked = "nDCG@10 held-out" if held else "nDCG@10"
-    lines = [f"| bytes/vector <= | best method (by {ranked}) | dim | bytes | {ranked} | % of full | nDCG@10 all queries |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
-    for budget in sorted(budgets):
+    if rows and all(r.ndcg10_heldout is not None for r in rows):
+        return "nDCG@10 held-out", lambda r: r.ndcg10_heldout
+    return "nDCG@10", lambda r: r.ndcg10
+
+
+def best_within(rows: list[Row], budgets: Iterable[int]) -> list[tuple[int, Row]]:
+    """For each byte budget, the best method that fits in it (stored bytes <= budget): the
+    question users actually ask. Budgets nothing fits are left out."""
+    _, key = ranking(rows)
+    best = []
+    for budget in sorted(set(budgets)):
         fitting = [r for r in rows if r.bytes_per_vector <= budget]
         if fitting:
-            r = max(fitting, key=key)
-            lines.append(
-                f"| {budget} | {label(r)} | {r.dim} | {r.bytes_per_vector} | {key(r):.4f} | {100 * key(r) / ref:.1f} | {r.ndcg10:.4f} |"
-            )
+            best.append((budget, max(fitting, key=key)))
+    return best
+
+
+def budget_cells(budget: int, row: Row, rows: list[Row]) -> tuple[str, ...]:
+    """One line of the best-per-budget table; % of full is against the first row (the reference)."""
+    _, key = ranking(rows)
+    return (str(budget), label(row), str(row.dim), str(row.bytes_per_vector), f"{key(row):.4f}",
+            f"{100 * key(row) / key(rows[0]):.1f}", f"{row.ndcg10:.4f}")
+
+
+def budget_header(rows: list[Row]) -> tuple[str, ...]:
+    name, _ = ranking(rows)
+    return ("bytes/vector <=", f"best method (by {name})", "dim", "bytes", name, "% of full", "nDCG@10 all queries")
+
+
+def best_per_budget(rows: list[Row], budgets: Iterable[int]) -> str:
+    """The best method within each byte budget, as a markdown table."""
+    lines = ["| " + " | ".join(budget_header(rows)) + " |", "|---:|---|---:|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join(budget_cells(b, r, rows)) + " |" for b, r in best_within(rows, budgets)]
     return "\n".join(lines) + "\n"
 
 
-def write_report(rows: list[Row], out: Path, *, info: dict) -> None:
-    """``report.json`` (rows + how they were made) and ``report.md`` in ``out``."""
+def write_report(rows: list[Row], out: Path, *, info: dict, budgets: Iterable[int] = ()) -> None:
+    """``report.json`` (rows + how they were made) and ``report.md`` in ``out``; the best-per-budget
+    table covers ``budgets`` and every size a row stores."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps({"info": info, "rows": [asdict(r) for r in rows]}, indent=2))
-    budgets = sorted({r.bytes_per_vector for r in rows})
+    budgets = sorted({r.bytes_per_vector for r in rows} | set(budgets))
     notes = "\n".join(f"- {k}: {v}" for k, v in info.items())
     (out / "report.md").write_text(
         f"{notes}\n\n{to_markdown(rows)}\nBest nDCG@10 within each byte budget:\n\n{best_per_budget(rows, budgets)}"

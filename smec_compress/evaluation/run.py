@@ -70,6 +70,7 @@ def run_comparison(
     data: EvalSet,
     dims: Iterable[int],
     *,
+    budgets: Iterable[int] = (),
     heads: Mapping[str, Reducer] | None = None,
     fit_smec: bool = False,
     adaptor: bool = True,
@@ -80,7 +81,8 @@ def run_comparison(
 ) -> Comparison:
     """Score every planned method on ``data``'s judged test queries (and its held-out ones).
 
-    ``heads`` are fitted SMEC heads by name ("smec", and "smec-sup" for one that saw training
+    ``budgets`` (bytes per vector) add the per-budget quantisers (RaBitQ, re-ranked sign bits,
+    PQ/OPQ at ``m`` = budget). ``heads`` are fitted SMEC heads by name ("smec", and "smec-sup" for one that saw training
     labels), or ``fit_smec`` fits them here; they are stacked with every codec, like PCA.
     ``on_stage(description, total_rows_or_None)`` and ``on_row(row)`` report progress.
     """
@@ -96,7 +98,7 @@ def run_comparison(
         stage("fit SMEC", None)
         heads = fit_smec_heads(data.corpus, data.queries, data.train_qrels_path, dims, seed=seed)
     reducers.update(heads)
-    methods: list[Method] = plan(data.corpus.dim, dims, reducers, stacked=["pca", *heads], quantizers=quantizers,
+    methods: list[Method] = plan(data.corpus.dim, dims, reducers, budgets=budgets, stacked=["pca", *heads], quantizers=quantizers,
                                  supervised=[n for n in heads if n.endswith("-sup")])
     stage("score", len(methods))
     rows = compare(data.corpus, data.queries, data.qrels, methods, reducers, heldout=heldout, seed=seed, on_row=on_row)

@@ -53,16 +53,18 @@ def head_dir(tmp_path_factory):
 def test_eval_writes_table_report_and_plot(monkeypatch, capsys, tmp_path, head_dir):
     code, out, err = run(
         monkeypatch, capsys, "eval", SAMPLE_EMBEDDINGS, "--qrels", QRELS, "--train-qrels", SAMPLE / "qrels" / "train.tsv",
-        "--dims", "16", "--head", head_dir, "--no-adaptor", "--out", tmp_path,
+        "--dims", "16", "--budgets", "16", "--head", head_dir, "--no-adaptor", "--out", tmp_path,
     )
     assert code == 0, err
-    assert "nDCG@10" in out and "smec+opq" in out and "skipped" in err
+    assert "nDCG@10" in out and "smec+opq" in out and "skipped" in err and "best within each byte budget" in out
     report = json.loads((tmp_path / "report.json").read_text())
     rows = {(r["method"], r["dim"]): r for r in report["rows"]}
     assert rows[("full", 384)]["pct_of_full"] == 100.0 and 0.4 < rows[("full", 384)]["ndcg10"] < 0.9
     assert rows[("pca", 16)]["bytes_per_vector"] == 64 and rows[("smec+binary", 16)]["bytes_per_vector"] == 2
     assert rows[("opq", 384)]["bytes_per_vector"] == 16 and rows[("smec+opq", 16)]["bytes_per_vector"] == 4
     assert rows[("smec", 16)]["ndcg10_heldout"] is not None
+    assert rows[("pca+rabitq-1bit", 64)]["bytes_per_vector"] == 16 and rows[("pca+binary-rerank", 128)]["bytes_per_vector"] == 16
+    assert report["info"]["budgets"] == [16]
     assert report["info"]["heldout_queries"] < report["info"]["judged_queries"]
     assert (tmp_path / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| smec | 16 | 64 |" in (tmp_path / "report.md").read_text()
@@ -95,3 +97,9 @@ def test_a_head_from_another_embedder_is_refused_unless_forced(monkeypatch, caps
     assert code == 2 and "differs from the one this head was trained on" in err
     code, out, _ = run(monkeypatch, capsys, *args, "--force")
     assert code == 0 and "smec" in out
+
+
+def test_a_bad_budget_is_one_line_and_exit_2(monkeypatch, capsys):
+    for budgets, message in (("0", "at least 1"), ("16,x", "comma-separated integers"), ("", "--budgets is empty")):
+        code, out, err = run(monkeypatch, capsys, "eval", SAMPLE_EMBEDDINGS, "--qrels", QRELS, "--dims", "16", "--budgets", budgets)
+        assert code == 2 and message in err and "Traceback" not in err + out

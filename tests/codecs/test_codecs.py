@@ -7,7 +7,8 @@ import pytest
 
 from smec_compress.errors import SmecError
 from smec_compress.evaluation.retrieval import search
-from smec_compress.codecs import OPQ, PQ, Binary, Int8, make_codec
+from smec_compress.codecs import OPQ, PQ, Binary, BinaryRerank, Int8, RaBitQ, RaBitQUnrotated, make_codec
+from smec_compress.codecs.rabitq import code_size, widest_dim
 
 from ..conftest import unit_rows
 
@@ -59,6 +60,45 @@ def test_more_bytes_search_better(data):
     assert _top1_agreement(PQ(16), docs, queries) > _top1_agreement(PQ(2), docs, queries)
 
 
+def test_rerank_keeps_the_code_size_and_orders_better_than_hamming(data):
+    docs, queries = data
+    codec = BinaryRerank(candidates=50).fit(docs)
+    assert codec.encode(docs).shape == (len(docs), 4)
+    scores, _ = codec.search(codec.encode(docs), queries, 10)
+    assert (np.diff(scores, axis=1) <= 0).all()  # best first
+    assert _top1_agreement(BinaryRerank(candidates=50), docs, queries) > _top1_agreement(Binary(), docs, queries)
+
+
+def test_rerank_scores_are_the_query_against_the_signs():
+    docs = np.array([[1.0, -1.0, 1.0, 1.0, -1.0, 1.0, -1.0, 1.0], [-1.0] * 8], dtype=np.float32)
+    query = np.linspace(-1, 1, 8, dtype=np.float32)[None]
+    codec = BinaryRerank().fit(docs)
+    scores, idx = codec.search(codec.encode(docs), query, 2)
+    assert np.allclose(scores[0], (np.sign(docs) @ query[0])[idx[0]])
+
+
+@pytest.mark.parametrize("cls", [RaBitQ, RaBitQUnrotated])
+def test_rabitq_counts_its_correction_factors_and_more_bits_search_better(cls, data):
+    docs, queries = data
+    one, four = cls(1).fit(docs), cls(4).fit(docs)
+    assert one.encode(docs).shape == (len(docs), 32 // 8 + 8) and one.code_size_ == code_size(32, 1) == 12
+    assert four.code_size_ == code_size(32, 4) == 4 * 32 // 8 + 20
+    assert _top1_agreement(cls(4), docs, queries) > _top1_agreement(cls(1), docs, queries) > 0.05  # chance: 1/1200
+
+
+def test_rabitq_rotation_follows_the_seed(data):
+    docs, _ = data
+    assert np.array_equal(RaBitQ(1, seed=3).fit(docs).encode(docs), RaBitQ(1, seed=3).fit(docs).encode(docs))
+    assert not np.array_equal(RaBitQ(1, seed=3).fit(docs).encode(docs), RaBitQ(1, seed=4).fit(docs).encode(docs))
+
+
+def test_widest_dim_is_the_largest_that_fits():
+    assert widest_dim(16, 1, 384) == 64 and widest_dim(64, 1, 384) == 384 and widest_dim(64, 2, 384) == 176
+    assert widest_dim(8, 1, 384) is None  # the 8 bytes of factors alone fill it
+    assert all(code_size(widest_dim(b, bits, 384), bits) <= b < code_size(widest_dim(b, bits, 384) + 8, bits)
+               for b in (16, 32, 48) for bits in (1, 2, 4) if widest_dim(b, bits, 384) not in (None, 384))
+
+
 def test_bad_parameters_are_refused(data):
     docs, _ = data
     with pytest.raises(SmecError, match="must divide"):
@@ -69,3 +109,10 @@ def test_bad_parameters_are_refused(data):
         make_codec("lzma")
     with pytest.raises(SmecError, match="not fitted"):
         Int8().encode(docs)
+    with pytest.raises(SmecError, match="bits=5 must be one of"):
+        RaBitQ(5).fit(docs)
+    with pytest.raises(SmecError, match="int8 takes no m"):
+        make_codec("int8", m=4)
+    with pytest.raises(SmecError, match="pq takes no bits"):
+        make_codec("pq", m=4, bits=2)
+    assert make_codec("rabitq", bits=2).bits == 2 and make_codec("rabitq").bits == 1
