@@ -15,6 +15,8 @@ FAISS would serve them from:
 - ``RaBitQ``: random rotation, then ``bits`` per dimension plus per-vector correction factors
   (``IndexRaBitQ``): ``bits * dim / 8`` bytes plus 8 (1 bit) or 20 (2-4 bits);
   ``RaBitQUnrotated`` is FAISS' plain "RaBitQ" without the rotation.
+- ``RankOPQ``: OPQ whose rotation and codebooks are then fine-tuned by distilling the full-dim
+  ranking (corpus rows as queries): ``m`` bytes, exported as the same FAISS index type as OPQ.
 - ``PQ``: product quantisation with ``m`` sub-quantisers of 256 centroids (``IndexPQ``), asymmetric
   inner product: ``m`` bytes.
 - ``OPQ``: PQ after a learned rotation (``OPQMatrix`` + ``IndexPQ``): ``m`` bytes; the rotation is
@@ -28,16 +30,17 @@ from .base import Codec
 from .binary import Binary, BinaryRerank
 from .pq import OPQ, PQ
 from .rabitq import RaBitQ, RaBitQUnrotated
+from .rank_pq import RankOPQ
 from .scalar import Int8
 
-__all__ = ["CODECS", "OPQ", "PQ", "Binary", "BinaryRerank", "Codec", "Int8", "RaBitQ", "RaBitQUnrotated", "make_codec"]
+__all__ = ["CODECS", "OPQ", "PQ", "Binary", "BinaryRerank", "Codec", "Int8", "RaBitQ", "RaBitQUnrotated", "RankOPQ", "make_codec"]
 
 
 # Codecs by name: a new codec (a learned one) is one more entry. PQ/OPQ need ``m`` (the number of
 # sub-quantisers = bytes per vector), RaBitQ takes ``bits`` per dimension (default 1).
 CODECS: dict[str, type] = {"int8": Int8, "binary": Binary, "binary-rerank": BinaryRerank, "pq": PQ, "opq": OPQ,
-                           "rabitq": RaBitQ, "rabitq-unrotated": RaBitQUnrotated}
-NEEDS_M = frozenset({"pq", "opq"})
+                           "rabitq": RaBitQ, "rabitq-unrotated": RaBitQUnrotated, "rank-opq": RankOPQ}
+NEEDS_M = frozenset({"pq", "opq", "rank-opq"})
 TAKES_BITS = frozenset({"rabitq", "rabitq-unrotated"})
 
 

@@ -96,10 +96,11 @@ def _budget_codecs(ctx: PlanContext) -> list[Method]:
     """The quantisers users pick per byte budget, over PCA: RaBitQ (rotated and FAISS' unrotated)
     at each of 1-4 bits at the widest dim whose code (correction factors included) fits, and sign
     bits of the widest PCA that fits (8 dims a byte, at most the input dim) re-ranked against the
-    float query. Widest: on SciFact, narrower dims at the same bits scored no better beyond noise."""
+    float query. Widest: on SciFact, narrower dims at the same bits scored no better beyond noise.
+    Against them, our learned codec: rank-distilled OPQ on the full vectors at ``m`` = budget."""
+    methods = [Method("rank-opq", None, ctx.input_dim, "rank-opq", m=b) for b in ctx.budgets if ctx.input_dim % b == 0]
     if "pca" not in ctx.reducers:
-        return []
-    methods = []
+        return methods
     for budget in ctx.budgets:
         for bits in RABITQ_BITS:
             dim = widest_dim(budget, bits, ctx.input_dim)

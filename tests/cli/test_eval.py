@@ -64,7 +64,7 @@ def test_eval_writes_table_report_and_plot(monkeypatch, capsys, tmp_path, head_d
     assert rows[("opq", 384)]["bytes_per_vector"] == 16 and rows[("smec+opq", 16)]["bytes_per_vector"] == 4
     assert rows[("smec", 16)]["ndcg10_heldout"] is not None
     assert rows[("pca+rabitq-1bit", 64)]["bytes_per_vector"] == 16 and rows[("pca+binary-rerank", 128)]["bytes_per_vector"] == 16
-    assert report["info"]["budgets"] == [16]
+    assert report["info"]["budgets"] == [16] and rows[("rank-opq", 384)]["bytes_per_vector"] == 16
     assert report["info"]["heldout_queries"] < report["info"]["judged_queries"]
     assert (tmp_path / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| smec | 16 | 64 |" in (tmp_path / "report.md").read_text()

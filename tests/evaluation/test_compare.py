@@ -45,10 +45,11 @@ def test_plan_adds_the_per_budget_quantisers_on_pca_at_the_widest_dim_that_fits(
     names = {(m.name, m.dim, m.m, m.bits) for m in methods}
     assert ("pca+rabitq-1bit", 64, None, 1) in names and ("pca+rabitq-unrotated-1bit", 64, None, 1) in names
     assert ("pca+rabitq-2bit", 176, None, 2) in names and ("pca+binary-rerank", 128, None, None) in names
-    assert ("opq", 384, 64, None) in names and ("opq", 384, 96, None) in names
+    assert ("opq", 384, 64, None) in names and ("opq", 384, 96, None) in names and ("rank-opq", 384, 16, None) in names
     assert {m.dim for m in methods if m.name == "pca+rabitq-2bit"} == {176, 304}  # 20 bytes of factors: none in 16
     assert len(methods) == len(set(methods))  # 64 and 96 bytes both reach 384 sign bits: listed once
     assert not any(m.bits for m in plan(384, [16], ["truncation"], budgets=[16]))  # RaBitQ rows stack on PCA only
+    assert ("rank-opq", 384, 16) in {(m.name, m.dim, m.m) for m in plan(384, [16], ["truncation"], budgets=[16])}
     assert plan(384, [16], ["pca"], budgets=[16], quantizers=False) == plan(384, [16], ["pca"], quantizers=False)
     with pytest.raises(SmecError, match="at least 1"):
         plan(384, [16], ["pca"], budgets=[0])

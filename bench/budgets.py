@@ -1,0 +1,161 @@
+"""Quality per byte budget (issue 15): the quantisers users pick against our learned codec.
+
+    .venv/bin/python bench/budgets.py [--datasets scifact nfcorpus cisi scifact-mpnet]
+                                      [--budgets 16 32 48 64] [--seeds 0 1 2] [--render-only]
+
+For each dataset and byte budget, ``eval``'s per-budget rows (``plan(..., budgets=...)``), scored by
+``eval``'s own code on the test queries: OPQ on the full vectors (``m`` = budget), RaBitQ over PCA
+(rotated and FAISS' unrotated, 1-4 bits, each at the widest dim whose code fits, correction factors
+counted), sign bits of PCA re-ranked against the float query, and ``rank-opq`` (OPQ whose tables
+are then rank-distilled on corpus rows). Random methods (OPQ, rank-opq, rotated RaBitQ) run once
+per seed and are averaged; the others once. The yardstick at a budget is the best quantiser's mean
+there, picked with the test labels (which flatters it); our codec is compared against it.
+
+Datasets: MiniLM (the bundled model) on ../shared/data/{scifact,nfcorpus,cisi} through the
+embedding cache, and SciFact embedded with all-mpnet-base-v2 (../shared/embeddings). Each cell is
+saved to bench/results/budgets.json as it finishes and skipped on a re-run, so a run can span
+sessions; bench/results/budgets.md is the BENCHMARKS section. One torch and one FAISS thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from smec_compress.data.atomic import write_text  # noqa: E402
+from smec_compress.evaluation.baselines import PCA  # noqa: E402
+from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
+from smec_compress.evaluation.compare import Method, compare, plan  # noqa: E402
+from smec_compress.evaluation.evalset import load_evalset  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SHARED = ROOT.parent / "shared"
+DATASETS = {
+    "scifact": (SHARED / "data" / "scifact", None),
+    "nfcorpus": (SHARED / "data" / "nfcorpus", None),
+    "cisi": (SHARED / "data" / "cisi", None),
+    "scifact-mpnet": (SHARED / "embeddings" / "scifact.mpnet.parquet", SHARED / "data" / "scifact" / "qrels" / "test.tsv"),
+}
+OURS = "rank-opq"
+YARDSTICK = ("opq", "rabitq", "rabitq-unrotated", "binary-rerank")
+RANDOM = frozenset({"opq", "rank-opq", "rabitq"})
+
+
+def methods_for(dim: int, budgets: list[int]) -> list[Method]:
+    """``eval``'s per-budget rows: the yardstick quantisers and ours (PQ and the dims rows left out)."""
+    return [m for m in plan(dim, [min(budgets)], ["pca"], budgets=budgets)
+            if m.codec in (*YARDSTICK, OURS) and (m.m is None or m.m in budgets)]
+
+
+def key(dataset: str, method: Method, seed: int) -> str:
+    return f"{dataset}|{method.name}|{method.dim}|{method.m or ''}|{seed}"
+
+
+def run_dataset(name: str, args, results: dict) -> None:
+    path, qrels = DATASETS[name]
+    data = load_evalset(path, qrels_path=qrels, split="test", model=None, cache_dir=default_cache_dir())
+    pca = PCA().fit(data.corpus.vectors)
+    for method in methods_for(data.corpus.dim, args.budgets):
+        for seed in args.seeds if method.codec in RANDOM else args.seeds[:1]:
+            k = key(name, method, seed)
+            if k in results["cells"]:
+                continue
+            start = time.perf_counter()
+            (row,) = compare(data.corpus, data.queries, data.qrels, [method], {"pca": pca}, seed=seed)
+            results["cells"][k] = {"dataset": name, "method": method.name, "codec": method.codec, "dim": row.dim,
+                                   "bytes": row.bytes_per_vector, "seed": seed, "ndcg10": row.ndcg10,
+                                   "seconds": time.perf_counter() - start}
+            save(results)
+            print(k, f"{row.ndcg10:.4f}", f"{row.bytes_per_vector} B", f"{time.perf_counter() - start:.0f}s", flush=True)
+
+
+def summary(cells: list[dict], budgets: list[int]) -> dict:
+    """Per dataset and budget: seed-mean nDCG@10 per method that fits, the best yardstick, ours."""
+    out: dict = {}
+    by = {}
+    for c in cells:
+        by.setdefault((c["dataset"], c["method"], c["dim"], c["bytes"]), []).append(c["ndcg10"])
+    for (dataset, method, dim, size), scores in by.items():
+        for budget in budgets:
+            if size <= budget:
+                out.setdefault(dataset, {}).setdefault(budget, []).append((method, dim, size, float(np.mean(scores)), len(scores)))
+    table: dict = {}
+    for dataset, per_budget in out.items():
+        for budget, rows in per_budget.items():
+            yard = [r for r in rows if r[0] != OURS]
+            ours = [r for r in rows if r[0] == OURS and r[2] == budget]
+            table.setdefault(dataset, {})[budget] = {"yardstick": max(yard, key=lambda r: r[3]) if yard else None,
+                                                     "opq": max((r for r in yard if r[0] == "opq" and r[2] == budget),
+                                                                key=lambda r: r[3], default=None),
+                                                     "ours": ours[0] if ours else None}
+    return table
+
+
+def render(results: dict) -> str:
+    m = results["machine"]
+    budgets = results["budgets"]
+    lines = ["## Quality per byte budget: the quantisers users pick, and ours", "",
+             f"`{m['command']}` ({m['date']}, {m['arch']}, {m['nproc']} CPUs; one torch and one FAISS thread; "
+             "other benchmarks ran on the same cores, so no times are reported).", "",
+             "nDCG@10 on each dataset's test queries; bytes are stored bytes per vector, RaBitQ's correction factors "
+             "included. Yardstick: the best of OPQ (full vectors, m = budget), RaBitQ over PCA (rotated or not, 1-4 "
+             "bits, widest dim that fits) and PCA sign bits re-ranked against the float query, chosen per budget "
+             "with the test labels. Ours: `rank-opq`, OPQ whose rotation and codebooks are then rank-distilled on "
+             "corpus rows (no labels). Random methods are means over the seeds in brackets.", "",
+             "| dataset | bytes | OPQ | best yardstick | its score | rank-opq | vs yardstick |",
+             "|---|---:|---:|---|---:|---:|---:|"]
+    table = summary(list(results["cells"].values()), budgets)
+    for dataset in results["datasets"]:
+        for budget in budgets:
+            cell = table.get(dataset, {}).get(budget)
+            if not cell or not cell["yardstick"]:
+                continue
+            y, opq, ours = cell["yardstick"], cell["opq"], cell["ours"]
+            fmt = lambda r: f"{r[3]:.4f} [{r[4]}]" if r else ""  # noqa: E731
+            lines.append(f"| {dataset} | {budget} | {fmt(opq)} | {y[0]} {y[1]} d, {y[2]} B | {fmt(y)} | {fmt(ours)} | "
+                         + (f"{ours[3] - y[3]:+.4f}" if ours else "") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def save(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_text(RESULTS / "budgets.json", json.dumps(results, indent=2) + "\n")
+    write_text(RESULTS / "budgets.md", render(results))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--budgets", nargs="+", type=int, default=[16, 32, 48, 64])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--render-only", action="store_true")
+    args = ap.parse_args()
+    path = RESULTS / "budgets.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
+    results.update(budgets=args.budgets, datasets=args.datasets,
+                   machine={"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat(),
+                            "command": "python bench/budgets.py " + " ".join(sys.argv[1:])})
+    if not args.render_only:
+        import faiss
+        import torch
+
+        torch.set_num_threads(1)
+        faiss.omp_set_num_threads(1)
+        for name in args.datasets:
+            run_dataset(name, args, results)
+    save(results)
+
+
+if __name__ == "__main__":
+    main()
