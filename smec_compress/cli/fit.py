@@ -29,6 +29,30 @@ class StageBars:
                         description=f"train {p.stage} ({per_step * 1000:.0f} ms/step, loss {p.loss:.4f})")
 
 
+class CodecBars:
+    """``fit --budgets``' progress: one bar per budget over its codec candidates, naming the one
+    measured last and its recall."""
+
+    def __init__(self, bar, totals: dict[int, int]) -> None:
+        self.bar, self.totals, self.tasks = bar, totals, {}
+
+    def __call__(self, budget: int, candidate, recall: float) -> None:
+        if budget not in self.tasks:
+            self.tasks[budget] = self.bar.add_task(f"codec for {budget} B", total=self.totals[budget])
+        self.bar.update(self.tasks[budget], advance=1,
+                        description=f"codec for {budget} B ({candidate.key}: recall@10 {recall:.3f})")
+
+
+def report_choices(head) -> None:
+    """One line per budget: what was chosen, its criterion, and the runner-up's."""
+    for budget, bc in head.codecs_.items():
+        ranked = sorted(bc.choice.recall.items(), key=lambda kv: -kv[1])
+        line = f"{budget} B: {bc.candidate.key}, {bc.codec.code_size_} B stored, recall@10 {ranked[0][1]:.3f}"
+        if len(ranked) > 1:
+            line += f" (next: {ranked[1][0]} {ranked[1][1]:.3f}; {len(ranked)} candidates)"
+        out.print(line)
+
+
 @app.command()
 def fit(
     embeddings: Annotated[Path, typer.Argument(help="Corpus embeddings (.parquet/.arrow file or directory).")],
@@ -38,6 +62,8 @@ def fit(
     qrels: Annotated[Optional[Path], typer.Option(help="TSV query-id, corpus-id, score: the training pairs.")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs of the training schedule (per stage when sequential) [default: the head's, 40].")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
+    budgets: Annotated[Optional[str], typer.Option("--budgets", help="Byte budgets per vector, e.g. 16,32: for each, the codec (on the full vectors or a head dim) that keeps most of held-back corpus rows' neighbours is chosen, without labels, and saved with the head.")] = None,
+    codec_steps: Annotated[Optional[int], typer.Option("--codec-steps", min=0, help="Training steps of the rank-distilled OPQ candidate of --budgets; 0 leaves it out [default: the head's, 400].")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same head.")] = 0,
     sample_rows: Annotated[int, typer.Option("--sample-rows", min=1, help="Train on a uniform sample of at most this many corpus rows.")] = 1_000_000,
     max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Memory the fit may use, e.g. 8G; the sample shrinks to fit it [default: the smallest of the address-space limit, the cgroup limit and available RAM].")] = None,
@@ -48,7 +74,8 @@ def fit(
 
     Corpora larger than the sample are sampled uniformly in one streaming pass; the sample is at
     most --sample-rows rows and as many as fit the memory budget at this input dimension. With
-    --qrels the judged documents are always kept in the sample.
+    --qrels the judged documents are always kept in the sample. With --budgets, a codec per byte
+    budget is chosen and saved too (on up to 100,000 of the sampled rows).
     """
     from ..config import MIN_ROWS, FitConfig
     from ..data.beir import read_qrels
@@ -57,6 +84,7 @@ def fit(
     from ..data.sampling import sample_embeddings
     from ..data.schema import Columns
     from ..data.training_data import training_pairs
+    from ..model.budgets import candidate_count, check_budgets
     from ..model.footprint import read_batch_rows, sample_rows_for
     from ..model.head import SMEC
     from ..resources import MemoryLimit, available_memory, format_bytes, parse_bytes
@@ -69,9 +97,13 @@ def fit(
         params["epochs_per_stage"] = epochs
     if max_steps is not None:
         params["max_steps_per_stage"] = max_steps
+    if codec_steps is not None:
+        params["codec_steps"] = codec_steps
     meta = read_meta(embeddings)
     input_dim = meta.dim or dataset_dim(embeddings, columns=columns)  # a foreign file: from its first row
     cfg = FitConfig.from_dict(params).checked(input_dim, MIN_ROWS)  # a bad --dims fails before any reading
+    byte_budgets = () if budgets is None else check_budgets(parse_dims(budgets, "--budgets"), input_dim, cfg.dims,
+                                                            learned=cfg.codec_steps > 0)
     budget = MemoryLimit(parse_bytes(max_memory), "--max-memory") if max_memory else available_memory()
     normalized = meta.normalized is not False
     total_rows = count_rows(embeddings)
@@ -92,10 +124,12 @@ def fit(
         err.print(report)
         fit_args = {"queries": q_vectors, "positives": positives}
     start = time.perf_counter()
+    totals = {b: candidate_count(input_dim, b, cfg.dims, codec_steps=cfg.codec_steps) for b in byte_budgets}
     with progress_bar() as bar:
-        head = SMEC(**params).fit(corpus.vectors, embedder_fingerprint=corpus.meta.fingerprint, progress=StageBars(bar),
-                                  **fit_args)
+        head = SMEC(**params).fit(corpus.vectors, budgets=byte_budgets, embedder_fingerprint=corpus.meta.fingerprint,
+                                  progress=StageBars(bar), codec_progress=CodecBars(bar, totals), **fit_args)
     head.save(head_dir)
+    report_choices(head)
     out.print(
         f"fitted dims {','.join(map(str, head.dims_))} on {len(corpus.ids)} x {corpus.dim} vectors "
         f"in {time.perf_counter() - start:.1f}s; saved to {head_dir}"

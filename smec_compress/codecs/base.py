@@ -21,6 +21,10 @@ class Codec(Protocol):
 
     def search(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def state(self) -> bytes: ...
+
+    def restore(self, state: bytes, input_dim: int) -> "Codec": ...
+
 
 def f32(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -53,6 +57,18 @@ class FaissCodec:
     def encode(self, X: np.ndarray) -> np.ndarray:
         check_fitted(self, "index_")
         return self.index_.sa_encode(f32(X))
+
+    def state(self) -> bytes:
+        """The trained (empty) FAISS index, serialised: what ``restore`` and ``faiss.read_index`` read."""
+        check_fitted(self, "index_")
+        return faiss.serialize_index(self.index_).tobytes()
+
+    def restore(self, state: bytes, input_dim: int) -> "FaissCodec":
+        """This codec as ``state`` (from ``state()``) left it."""
+        self.index_ = faiss.deserialize_index(np.frombuffer(state, dtype=np.uint8))
+        self.input_dim_ = int(input_dim)
+        self.code_size_ = int(self.index_.sa_code_size())
+        return self
 
     def search(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         index = faiss.clone_index(self.index_)

@@ -23,6 +23,14 @@ class Binary:
         self.code_size_ = -(-self.input_dim_ // 8)
         return self
 
+    def state(self) -> bytes:
+        """Nothing: sign bits need no tables."""
+        check_fitted(self, "input_dim_")
+        return b""
+
+    def restore(self, state: bytes, input_dim: int) -> "Binary":
+        return self.fit(np.zeros((1, input_dim), dtype=np.float32))
+
     def encode(self, X: np.ndarray) -> np.ndarray:
         check_fitted(self, "input_dim_")
         return np.packbits(np.asarray(X) > 0, axis=1)

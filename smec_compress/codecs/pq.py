@@ -7,6 +7,8 @@ import faiss
 from ..errors import SmecError
 from .base import FaissCodec
 
+KSUB = 256  # centroids per sub-quantiser (8 bits): k-means needs at least this many training rows
+
 
 class PQ(FaissCodec):
     """Product quantisation: ``m`` sub-vectors, each replaced by one of 256 centroids (1 byte)."""
@@ -21,8 +23,13 @@ class PQ(FaissCodec):
         if not 1 <= self.m <= dim or dim % self.m:
             raise SmecError(f"{self.name}: m={self.m} must divide the vector dim {dim}")
 
+    def fit(self, X) -> "PQ":
+        if len(X) < KSUB:
+            raise SmecError(f"{self.name} trains {KSUB} centroids per sub-quantiser and needs at least {KSUB} rows; got {len(X)}")
+        return super().fit(X)
+
     def _pq(self, dim: int) -> faiss.IndexPQ:
-        index = faiss.IndexPQ(dim, self.m, 8, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexPQ(dim, self.m, KSUB.bit_length() - 1, faiss.METRIC_INNER_PRODUCT)
         index.pq.cp.seed = self.seed
         index.pq.cp.min_points_per_centroid = 1  # small corpora: train on all of it, without a warning per sub-space
         return index

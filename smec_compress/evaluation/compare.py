@@ -15,8 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ..codecs import make_codec
-from ..codecs.rabitq import BITS as RABITQ_BITS
-from ..codecs.rabitq import widest_dim
+from ..codecs.budget import Candidate, candidates
 from ..data.beir import Qrels
 from ..data.io import Embeddings
 from ..errors import SmecError
@@ -45,6 +44,7 @@ class Method:
     m: int | None = None
     bits: int | None = None
     supervised: bool = False
+    budget: int | None = None  # the head's own codec for this many bytes (``fit --budgets``)
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class PlanContext:
     reducers: list[str]
     stacked: list[str]
     supervised: set[str]
+    head_codecs: Mapping[str, Mapping[int, Candidate]]  # per head: its budgets' chosen codecs
 
 
 def _full(ctx: PlanContext) -> list[Method]:
@@ -93,23 +94,11 @@ def _codecs_on_full(ctx: PlanContext) -> list[Method]:
 
 
 def _budget_codecs(ctx: PlanContext) -> list[Method]:
-    """The quantisers users pick per byte budget, over PCA: RaBitQ (rotated and FAISS' unrotated)
-    at each of 1-4 bits at the widest dim whose code (correction factors included) fits, and sign
-    bits of the widest PCA that fits (8 dims a byte, at most the input dim) re-ranked against the
-    float query. Widest: on SciFact, narrower dims at the same bits scored no better beyond noise.
-    Against them, our learned codec: rank-distilled OPQ on the full vectors at ``m`` = budget."""
-    methods = [Method("rank-opq", None, ctx.input_dim, "rank-opq", m=b) for b in ctx.budgets if ctx.input_dim % b == 0]
-    if "pca" not in ctx.reducers:
-        return methods
-    for budget in ctx.budgets:
-        for bits in RABITQ_BITS:
-            dim = widest_dim(budget, bits, ctx.input_dim)
-            if dim is not None:
-                methods += [Method(f"pca+{codec}-{bits}bit", "pca", dim, codec, bits=bits)
-                            for codec in ("rabitq", "rabitq-unrotated")]
-        if (dim := min(8 * budget, ctx.input_dim) // 8 * 8) > 0:
-            methods.append(Method("pca+binary-rerank", "pca", dim, "binary-rerank"))
-    return list(dict.fromkeys(methods))  # budgets past the input dim give the same rows
+    """The quantisers users pick per byte budget, and ours (``codecs.budget.candidates``: OPQ and
+    rank-distilled OPQ on the full vectors, RaBitQ and re-ranked sign bits over PCA)."""
+    reducer = "pca" if "pca" in ctx.reducers else None
+    return [Method(c.label, c.reducer, c.dim, c.codec, m=c.m, bits=c.bits)
+            for budget in ctx.budgets for c in candidates(ctx.input_dim, budget, reducer=reducer)]
 
 
 def _stacked_codecs(ctx: PlanContext) -> list[Method]:
@@ -124,9 +113,16 @@ def _stacked_codecs(ctx: PlanContext) -> list[Method]:
     return methods
 
 
+def _head_codecs(ctx: PlanContext) -> list[Method]:
+    """Each head's own codec per budget, as ``fit --budgets`` chose and fitted it."""
+    return [Method(f"{head} {budget}B: {c.label}", head, c.dim, c.codec, m=c.m, bits=c.bits,
+                   supervised=head in ctx.supervised, budget=budget)
+            for head, chosen in ctx.head_codecs.items() for budget, c in sorted(chosen.items())]
+
+
 # The registry of row families, in table order: a new family (a codec, rescoring) is one more rule.
 FLOAT_RULES: tuple[Callable[[PlanContext], list[Method]], ...] = (_full, _float_rows)
-CODEC_RULES: tuple[Callable[[PlanContext], list[Method]], ...] = (_codecs_on_full, _stacked_codecs, _budget_codecs)
+CODEC_RULES: tuple[Callable[[PlanContext], list[Method]], ...] = (_codecs_on_full, _stacked_codecs, _budget_codecs, _head_codecs)
 
 
 def plan(
@@ -138,18 +134,20 @@ def plan(
     stacked: Iterable[str] = (),
     quantizers: bool = True,
     supervised: Iterable[str] = (),
+    head_codecs: Mapping[str, Mapping[int, Candidate]] | None = None,
 ) -> list[Method]:
     """The rows to score: every rule of ``FLOAT_RULES`` (the full vectors, each reducer at each
     dim) and, with ``quantizers``, of ``CODEC_RULES`` (codecs alone and stacked on reducers, and
-    the per-budget quantisers at each of ``budgets``, bytes per vector)."""
+    the per-budget quantisers at each of ``budgets``, bytes per vector, and the codecs heads
+    chose for their own budgets, ``head_codecs``)."""
     dims, budgets = sorted(set(dims)), sorted(set(budgets))
     if not dims or dims[0] < 1 or dims[-1] > input_dim:
         raise SmecError(f"dims {dims} must lie in 1..{input_dim} (the input dimension)")
     if budgets and budgets[0] < 1:
         raise SmecError(f"byte budgets {budgets} must be at least 1")
-    ctx = PlanContext(input_dim, dims, budgets, list(reducers), list(stacked), set(supervised))
+    ctx = PlanContext(input_dim, dims, budgets, list(reducers), list(stacked), set(supervised), dict(head_codecs or {}))
     rules = FLOAT_RULES + (CODEC_RULES if quantizers else ())
-    return [method for rule in rules for method in rule(ctx)]
+    return list(dict.fromkeys(method for rule in rules for method in rule(ctx)))  # rules may list a row twice
 
 
 def _quality(run, qrels: Qrels, heldout: list[str] | None) -> tuple[dict[str, float], float | None]:
@@ -157,6 +155,23 @@ def _quality(run, qrels: Qrels, heldout: list[str] | None) -> tuple[dict[str, fl
     if heldout is None:
         return scores, None
     return scores, score_run({q: run[q] for q in heldout if q in run}, qrels)["ndcg@10"]
+
+
+def _search(method: Method, reduced: dict, docs: np.ndarray, queries: np.ndarray, reducers: Mapping[str, Reducer],
+            seed: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """Top-``K`` of ``method`` and its bytes per vector; reduced vectors are cached in ``reduced``
+    per (reducer, dim) and shared by the codecs stacked on them."""
+    key = (method.reducer, method.dim)
+    if key not in reduced:
+        reducer = reducers[method.reducer] if method.reducer else None
+        reduced[key] = ((docs, queries) if reducer is None
+                        else (reducer.transform(docs, method.dim), reducer.transform(queries, method.dim)))
+    docs, queries = reduced[key]
+    if method.codec is None:
+        return search(docs, queries, K), 4 * method.dim
+    codec = make_codec(method.codec, m=method.m, bits=method.bits, seed=seed).fit(docs)
+    codes = codec.encode(docs)
+    return codec.search(codes, queries, K), codes.shape[1]
 
 
 def compare(
@@ -181,20 +196,12 @@ def compare(
     reduced: dict[tuple[str | None, int], tuple[np.ndarray, np.ndarray]] = {}
     full_bytes, full_ndcg, rows = 4 * corpus.dim, None, []
     for method in methods:
-        key = (method.reducer, method.dim)
-        if key not in reduced:
-            reducer = reducers[method.reducer] if method.reducer else None
-            reduced[key] = (
-                (corpus.vectors, q_vectors) if reducer is None
-                else (reducer.transform(corpus.vectors, method.dim), reducer.transform(q_vectors, method.dim))
-            )
-        docs, qs = reduced[key]
-        if method.codec is None:
-            (scores, indices), size = search(docs, qs, K), 4 * method.dim
+        if method.budget is not None:  # the head's stored codec, applied to the full vectors
+            head = reducers[method.reducer]
+            codes = head.encode(corpus.vectors, budget=method.budget)
+            (scores, indices), size = head.search(codes, q_vectors, K, budget=method.budget), codes.shape[1]
         else:
-            codec = make_codec(method.codec, m=method.m, bits=method.bits, seed=seed).fit(docs)
-            codes = codec.encode(docs)
-            (scores, indices), size = codec.search(codes, qs, K), codes.shape[1]
+            (scores, indices), size = _search(method, reduced, corpus.vectors, q_vectors, reducers, seed)
         metrics, held = _quality(to_run(selection.query_ids, corpus.ids, scores, indices), qrels, heldout)
         full_ndcg = metrics["ndcg@10"] if full_ndcg is None else full_ndcg  # the first method is the reference
         row = Row(

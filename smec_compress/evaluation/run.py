@@ -38,20 +38,23 @@ def check_head(head, corpus: Embeddings, dims: Iterable[int], *, force: bool = F
 
 
 def fit_smec_heads(corpus: Embeddings, queries: Embeddings, train_qrels_path, dims: Iterable[int], *, seed: int = 0,
-                   threads: int | None = None, **params) -> dict[str, Reducer]:
+                   threads: int | None = None, budgets: Iterable[int] = (), **params) -> dict[str, Reducer]:
     """``{"smec": unsupervised head, "smec-sup": head fitted with the training pairs}`` on the
-    corpus vectors at ``dims`` (the supervised one only when training qrels are given)."""
+    corpus vectors at ``dims`` (the supervised one only when training qrels are given), each
+    with a codec chosen per byte budget in ``budgets``."""
     from ..data.training_data import training_pairs
     from ..model.head import SMEC
 
     head_dims = tuple(sorted({d for d in dims if d < corpus.dim}, reverse=True))
     fp = corpus.meta.fingerprint
     heads: dict[str, Reducer] = {
-        "smec": SMEC(dims=head_dims, seed=seed, **params).fit(corpus.vectors, embedder_fingerprint=fp, threads=threads)}
+        "smec": SMEC(dims=head_dims, seed=seed, **params).fit(corpus.vectors, budgets=budgets, embedder_fingerprint=fp,
+                                                              threads=threads)}
     if train_qrels_path is not None:
         q_vectors, positives, _ = training_pairs(corpus, queries, train_qrels_path)
         heads["smec-sup"] = SMEC(dims=head_dims, seed=seed, **params).fit(
-            corpus.vectors, queries=q_vectors, positives=positives, embedder_fingerprint=fp, threads=threads)
+            corpus.vectors, queries=q_vectors, positives=positives, budgets=budgets, embedder_fingerprint=fp,
+            threads=threads)
     return heads
 
 
@@ -96,10 +99,13 @@ def run_comparison(
     heads = dict(heads or {})
     if fit_smec:
         stage("fit SMEC", None)
-        heads = fit_smec_heads(data.corpus, data.queries, data.train_qrels_path, dims, seed=seed)
+        heads = fit_smec_heads(data.corpus, data.queries, data.train_qrels_path, dims, seed=seed,
+                               budgets=budgets if quantizers else ())
     reducers.update(heads)
     methods: list[Method] = plan(data.corpus.dim, dims, reducers, budgets=budgets, stacked=["pca", *heads], quantizers=quantizers,
-                                 supervised=[n for n in heads if n.endswith("-sup")])
+                                 supervised=[n for n in heads if n.endswith("-sup")],
+                                 head_codecs={n: {b: bc.candidate for b, bc in getattr(h, "codecs_", {}).items()}
+                                              for n, h in heads.items()})
     stage("score", len(methods))
     rows = compare(data.corpus, data.queries, data.qrels, methods, reducers, heldout=heldout, seed=seed, on_row=on_row)
     return Comparison(rows, len(selection.query_ids), selection.skipped_without_qrels, heldout, warnings)

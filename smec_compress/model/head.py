@@ -65,6 +65,7 @@ class SMEC:
         supervised_hard_negatives: int = FitConfig.supervised_hard_negatives,
         supervised_negative_pool: int = FitConfig.supervised_negative_pool,
         supervised_batch_size: int = FitConfig.supervised_batch_size,
+        codec_steps: int = FitConfig.codec_steps,
         seed: int = FitConfig.seed,
     ) -> None:
         self.dims = dims
@@ -92,26 +93,31 @@ class SMEC:
         self.supervised_hard_negatives = supervised_hard_negatives
         self.supervised_negative_pool = supervised_negative_pool
         self.supervised_batch_size = supervised_batch_size
+        self.codec_steps = codec_steps
         self.seed = seed
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in FitConfig.field_names()}
 
-    def fit(self, X, queries=None, positives=None, *, embedder_fingerprint: str | None = None,
-            threads: int | None = None, progress=None) -> "SMEC":
+    def fit(self, X, queries=None, positives=None, *, budgets=(), embedder_fingerprint: str | None = None,
+            threads: int | None = None, progress=None, codec_progress=None) -> "SMEC":
         """Learn the head on rows ``X`` (N, D); with ``queries`` (M, D) and ``positives`` (M,)
         (index into X of each query's relevant row, one row per pair) also learn from pairs.
+        ``budgets`` (bytes per vector) then choose and fit a codec for each (``model.budgets``).
 
         Run-time knobs, not model parameters (they change nothing in the result): ``threads``
-        for torch (default: torch's own setting), and ``progress``, called with a
-        ``train.FitProgress`` after every step (the CLI draws its bar from it).
+        for torch (default: torch's own setting), ``progress``, called with a
+        ``train.FitProgress`` after every step (the CLI draws its bar from it), and
+        ``codec_progress(budget, candidate, recall)`` after each codec candidate is measured.
         """
         import torch
 
+        from .budgets import check_budgets, fit_budgets
         from .train import Supervision, fit_chain
 
         X = check_matrix("X", X)
         cfg = FitConfig.from_dict(self.get_params()).checked(X.shape[1], len(X))
+        budgets = check_budgets(budgets, X.shape[1], cfg.dims, learned=cfg.codec_steps > 0)  # before training
         if (queries is None) != (positives is None):
             raise SmecError("queries and positives must be given together (supervised fit) or not at all")
         sup = None
@@ -124,13 +130,15 @@ class SMEC:
             torch.set_num_threads(threads)
         try:
             chain = fit_chain(X, cfg, sup, progress)
+            self._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), embedder_fingerprint)
+            self.codecs_ = fit_budgets(self, X, budgets, seed=cfg.seed, codec_steps=cfg.codec_steps,
+                                       on_candidate=codec_progress)
         except RuntimeError as e:  # torch reports a failed allocation as RuntimeError
             if "allocate" in str(e):
                 raise MemoryError(f"out of memory fitting on {len(X):,} x {X.shape[1]} rows") from e
             raise
         finally:
             torch.set_num_threads(previous_threads)
-        self._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), embedder_fingerprint)
         return self
 
     def _set_state(self, cfg: FitConfig, input_dim: int, weights: dict, raw: dict, fp: str | None) -> None:
@@ -140,6 +148,35 @@ class SMEC:
         self.weights_ = weights
         self.stages_state_ = raw
         self.embedder_fingerprint_ = fp
+        self.codecs_ = {}
+
+    # ------------------------------------------------------------------ byte budgets
+    @property
+    def budgets_(self) -> tuple[int, ...]:
+        """The byte budgets this head has a codec for (``fit(..., budgets=...)``)."""
+        check_fitted(self, "weights_")
+        return tuple(sorted(self.codecs_))
+
+    def _codec(self, budget: int):
+        if budget not in self.budgets_:
+            served = ", ".join(map(str, self.budgets_)) or "none: fit with budgets"
+            raise SmecError(f"this head has no codec for {budget!r} bytes; its budgets: {served}")
+        return self.codecs_[budget]
+
+    def encode(self, X, *, budget: int) -> np.ndarray:
+        """``(N, bytes)`` uint8 codes of ``X`` with the codec chosen for ``budget``."""
+        from .budgets import view
+
+        bc = self._codec(budget)
+        return bc.codec.encode(view(self, X, bc.candidate))
+
+    def search(self, codes: np.ndarray, queries, k: int, *, budget: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(scores, row indices)`` of ``codes`` (from ``encode``) for float ``queries``:
+        the asymmetric search of the budget's codec (float query against the codes)."""
+        from .budgets import view
+
+        bc = self._codec(budget)
+        return bc.codec.search(codes, view(self, queries, bc.candidate), k)
 
     # ------------------------------------------------------------------------ inference
     def check_dim(self, dim: int, *, what: str = "dim") -> None:
@@ -211,6 +248,9 @@ class SMEC:
                 "dims": list(self.dims_), "config": self.config_.to_dict(),
                 "embedder_fingerprint": self.embedder_fingerprint_, "fingerprint": self.fingerprint}
         write_text(out / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+        from .budgets import save_budgets
+
+        save_budgets(self.codecs_, out)  # with none, removes a stale codecs.json
         return out
 
     @classmethod
@@ -244,8 +284,11 @@ class SMEC:
                 raise SmecError(f"corrupt file {w_path}: dim {d} weights have shape {w.shape}")
             weights[d] = (w, b)
         raw = {k[4:]: v for k, v in tensors.items() if k.startswith("raw.")}
+        from .budgets import load_budgets
+
         head = cls(**cfg.to_dict())
         head._set_state(cfg, input_dim, weights, raw, meta.get("embedder_fingerprint"))
+        head.codecs_ = load_budgets(src)
         return head
 
     # ------------------------------------------------------------------ integrations

@@ -70,6 +70,26 @@ def test_fit_with_bad_dims_fails_before_reading_the_corpus(head_and_corpus):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("budgets, message", [("0", "1..96"), ("97", "1..96"), ("16,x", "comma-separated integers")])
+def test_fit_with_a_bad_budget_fails_before_reading_and_writes_nothing(head_and_corpus, budgets, message):
+    t = head_and_corpus
+    result = run_cli("fit", t / "c.parquet", "--dims", "12,6", "--budgets", budgets, "--out", t / "h2")
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert "read corpus" not in result.stderr and not (t / "h2").exists()
+
+
+@pytest.mark.slow
+def test_fit_with_budgets_saves_and_reports_a_codec_per_budget(head_and_corpus):
+    t = head_and_corpus
+    result = run_cli("fit", t / "c.parquet", "--dims", "12,6", "--epochs", "1", "--budgets", "3,12", "--codec-steps", "5",
+                     "--out", t / "h2")
+    assert result.returncode == 0, result.stderr
+    assert "3 B: " in result.stdout and "12 B: " in result.stdout and "recall@10" in result.stdout
+    head = SMEC.load(t / "h2")
+    assert head.budgets_ == (3, 12) and all(head.encode(clustered(n=5, d=24), budget=b).shape[1] <= b for b in (3, 12))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stopped_embed_leaves_no_output_and_no_temporary(tmp_path, sig, code):
     out = tmp_path / "out" / "s.parquet"

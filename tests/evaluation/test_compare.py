@@ -112,3 +112,17 @@ def test_best_per_budget_ranks_by_held_out_so_label_overlap_cannot_win():
     assert "| 32 | opq | 8 | 32 | 0.5500 | 91.7 | 0.5800 |" in table and "| 1536 | full |" in table
     without_heldout = [Row(**{**r.__dict__, "ndcg10_heldout": None}) for r in rows]
     assert "| 32 | smec-sup (sup) |" in best_per_budget(without_heldout, [32])
+
+
+def test_a_heads_own_budget_codecs_get_rows_scored_through_its_encode_and_search(toy):
+    from smec_compress import SMEC
+
+    corpus, queries, qrels = toy
+    head = SMEC(dims=(16, 8), epochs_per_stage=1, min_steps_per_stage=0, codec_steps=5).fit(corpus.vectors, budgets=(4, 8))
+    chosen = {b: bc.candidate for b, bc in head.codecs_.items()}
+    methods = [m for m in plan(32, [8], ["smec"], head_codecs={"smec": chosen}) if m.budget is not None]
+    assert [m.budget for m in methods] == [4, 8] and methods[0].name == f"smec 4B: {chosen[4].label}"
+    rows = compare(corpus, queries, qrels, [Method("full", None, 32), *methods], {"smec": head})
+    for row, budget in zip(rows[1:], (4, 8)):
+        codes = head.encode(corpus.vectors, budget=budget)
+        assert row.bytes_per_vector == codes.shape[1] <= budget and row.ndcg10 > 0.2  # chance: ~0.01

@@ -1,0 +1,183 @@
+"""Which codec to use at a byte budget, decided without labels.
+
+At a given number of bytes per vector users pick among OPQ, RaBitQ and sign bits, and which one
+wins changes with the data (on SciFact OPQ leads at 16 bytes; on a held-out collection re-ranked
+sign bits lead by 3 points). ``choose`` measures every candidate that fits the budget on the corpus
+itself: some corpus rows are held back as queries, each candidate is fitted on the other rows, and
+the criterion is recall@k of the held-back rows' full-dim top-k (the ranking every codec is meant
+to keep). Evaluation labels are never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import SmecError
+from ..validation import check_int
+from .rabitq import BITS as RABITQ_BITS
+from .rabitq import code_size
+from .pq import KSUB
+from .rank_pq import RankOPQ, RankTraining
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A codec at a budget: ``codec`` on the first ``dim`` dims of ``reducer``'s output (None: on
+    the vectors as they are), with PQ's ``m`` or RaBitQ's ``bits``."""
+
+    codec: str
+    dim: int
+    reducer: str | None = None
+    m: int | None = None
+    bits: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The row name ``eval`` shows (its dim is a column of its own)."""
+        name = f"{self.reducer}+{self.codec}" if self.reducer else self.codec
+        return name + (f"-{self.bits}bit" if self.bits else "")
+
+    @property
+    def key(self) -> str:
+        """Unique among a budget's candidates: the label with the dim and ``m``."""
+        return f"{self.label} {self.dim} d" + (f" m={self.m}" if self.m else "")
+
+
+def _widest(dims: Sequence[int], fits) -> int | None:
+    fitting = [d for d in dims if fits(d)]
+    return max(fitting) if fitting else None
+
+
+def _on_vectors(dims: Sequence[int], budget: int, reducer: str | None) -> list[Candidate]:
+    """RaBitQ (rotated and FAISS' unrotated, 1-4 bits), re-ranked sign bits and int8, each at the
+    widest of ``dims`` whose code fits (widest: on SciFact narrower dims at the same bits scored no
+    better beyond noise), and OPQ at ``m`` = budget with 2, 4 or 8 dims per sub-quantiser."""
+    out = []
+    for bits in RABITQ_BITS:
+        dim = _widest(dims, lambda d, bits=bits: code_size(d, bits) <= budget)
+        if dim is not None:
+            out += [Candidate(codec, dim, reducer, bits=bits) for codec in ("rabitq", "rabitq-unrotated")]
+    if (dim := _widest(dims, lambda d: d % 8 == 0 and d // 8 <= budget)) is not None:
+        out.append(Candidate("binary-rerank", dim, reducer))
+    if (dim := _widest(dims, lambda d: d <= budget)) is not None:
+        out.append(Candidate("int8", dim, reducer))
+    out += [Candidate("opq", d, reducer, m=budget) for d in (2 * budget, 4 * budget, 8 * budget) if d in dims]
+    return out
+
+
+PQ_FAMILY = frozenset({"opq", "rank-opq"})
+
+
+def candidates(input_dim: int, budget: int, *, reducer: str | None = None, dims: Sequence[int] = (),
+               learned: bool = True, rows: int | None = None) -> list[Candidate]:
+    """Every codec that fits ``budget`` bytes a vector, on the full vectors and on ``reducer``'s
+    output at ``dims`` (its served dims; "pca": any multiple of 8 below the input dim).
+
+    On the full vectors: OPQ (and, if ``learned``, rank-distilled OPQ) at ``m`` = budget when it
+    divides the dim, and the codecs of ``_on_vectors`` where the whole vector fits; a codec that
+    fits the whole vector is not tried on fewer dims. With fewer than 256 training ``rows``, PQ's
+    k-means cannot run and OPQ is left out.
+    """
+    check_int("budget", budget, 1, 4 * input_dim)  # 4 * dim bytes: the float vector itself
+    if reducer == "pca" and not dims:
+        dims = range(8, input_dim, 8)
+    out = []
+    if input_dim % budget == 0:
+        out += [Candidate("opq", input_dim, None, m=budget)]
+        out += [Candidate("rank-opq", input_dim, None, m=budget)] if learned else []
+    out += [c for c in _on_vectors([input_dim], budget, None) if c.codec != "opq"]
+    if reducer is not None:
+        whole = {(c.codec, c.bits) for c in out}
+        reduced = _on_vectors(sorted(d for d in dims if d < input_dim), budget, reducer)
+        out += [c for c in reduced if (c.codec, c.bits) not in whole or c.codec == "opq"]
+    if rows is not None and rows < KSUB:
+        out = [c for c in out if c.codec not in PQ_FAMILY]
+    return out
+
+
+@dataclass
+class Choice:
+    """The chosen candidate at ``budget`` and the criterion of every candidate (by ``key``)."""
+
+    budget: int
+    candidate: Candidate
+    recall: dict[str, float] = field(default_factory=dict)
+
+
+class Reducer(Protocol):
+    def transform(self, X: np.ndarray, dim: int) -> np.ndarray: ...
+
+
+def _top(db: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-``k`` ids by inner product."""
+    import faiss
+
+    from .base import f32
+
+    index = faiss.IndexFlatIP(db.shape[1])
+    index.add(f32(db))
+    return index.search(f32(queries), k)[1]
+
+
+def neighbour_recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each row of ``truth`` (top-k ids) that ``found`` keeps."""
+    k = truth.shape[1]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth)]))
+
+
+def fit_candidate(cand: Candidate, X: np.ndarray, reducer: Reducer | None, *, seed: int = 0,
+                  training: RankTraining | None = None):
+    """``cand``'s codec fitted on ``X`` as it sees it (through ``reducer`` at ``cand.dim``);
+    ``training`` is rank-distilled OPQ's (its defaults when None)."""
+    from . import make_codec
+
+    if cand.codec == RankOPQ.name:
+        codec = RankOPQ(cand.m, seed=seed, training=training)
+    else:
+        codec = make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed)
+    return codec.fit(_view(cand, X, reducer))
+
+
+def _view(cand: Candidate, X: np.ndarray, reducer: Reducer | None) -> np.ndarray:
+    return reducer.transform(X, cand.dim) if cand.reducer else X
+
+
+def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
+           fit_reducer: Callable[[np.ndarray], Reducer] | None = None, dims: Sequence[int] = (),
+           held_back: int = 1000, k: int = 10, seed: int = 0, learned: bool = True,
+           training: RankTraining | None = None,
+           on_candidate: Callable[[Candidate, float], None] | None = None) -> Choice:
+    """The candidate with the best recall@``k`` of ``held_back`` corpus rows' full-dim top-``k``
+    (at most a tenth of the rows), each candidate fitted on the other rows.
+
+    ``fit_reducer(rows)`` gives ``reducer``'s transform fitted on the training rows (PCA is refit
+    there; a fitted head ignores them, and has seen the held-back rows in its own fit, which
+    flatters its candidates a little). ``learned`` adds rank-distilled OPQ, trained as ``training``
+    says (its defaults when None). Ties go to the earlier candidate.
+    """
+    if len(X) < 20:
+        raise SmecError(f"choosing a codec needs at least 20 corpus rows; got {len(X)}")
+    if (reducer is None) != (fit_reducer is None):
+        raise SmecError("reducer and fit_reducer go together")
+    order = np.random.default_rng(seed).permutation(len(X))
+    n_held = max(2, min(held_back, len(X) // 10))
+    queries, train = X[order[:n_held]], X[order[n_held:]]
+    k = min(k, len(train))
+    truth = _top(train, queries, k)
+    fitted = fit_reducer(train) if fit_reducer else None
+    pool = candidates(X.shape[1], budget, reducer=reducer, dims=dims, learned=learned, rows=len(train))
+    if not pool:
+        raise SmecError(f"no codec can store these vectors in {budget} bytes from {len(train)} training rows "
+                        f"(OPQ needs {KSUB})")
+    recall: dict[str, float] = {}
+    for cand in pool:
+        codec = fit_candidate(cand, train, fitted, seed=seed, training=training)
+        found = codec.search(codec.encode(_view(cand, train, fitted)), _view(cand, queries, fitted), k)[1]
+        recall[cand.key] = neighbour_recall(found, truth)
+        if on_candidate:
+            on_candidate(cand, recall[cand.key])
+    return Choice(budget, max(pool, key=lambda c: recall[c.key]), recall)

@@ -1,0 +1,107 @@
+"""A head fitted with byte budgets: the choice is the best candidate by its own criterion, codes
+fit the budget, a row alone encodes as in a batch, and everything survives a save and load."""
+
+from __future__ import annotations
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+
+from smec_compress import SMEC
+from smec_compress.codecs.budget import candidates
+from smec_compress.errors import SmecError
+from smec_compress.model.budgets import CODECS_FILE
+
+from ..conftest import clustered
+
+BUDGETS = (4, 16)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    x = clustered(n=1200, d=32, clusters=12)
+    seen = []
+    head = SMEC(dims=(16, 8), epochs_per_stage=2, min_steps_per_stage=0, codec_steps=10, seed=0)
+    head.fit(x, budgets=BUDGETS, codec_progress=lambda b, c, r: seen.append((b, c.key, r)))
+    return x, head, seen
+
+
+def test_each_budget_keeps_the_candidate_with_the_best_criterion(fitted):
+    x, head, seen = fitted
+    assert head.budgets_ == BUDGETS
+    for budget in BUDGETS:
+        choice = head.codecs_[budget].choice
+        pool = candidates(32, budget, reducer="smec", dims=(16, 8))
+        assert set(choice.recall) == {c.key for c in pool} == {k for b, k, _ in seen if b == budget}
+        assert choice.recall[choice.candidate.key] == max(choice.recall.values())
+        assert 0 < max(choice.recall.values()) <= 1
+
+
+def test_codes_fit_the_budget_and_search_finds_each_row_itself(fitted):
+    x, head, _ = fitted
+    for budget in BUDGETS:
+        codes = head.encode(x, budget=budget)
+        assert codes.dtype == np.uint8 and len(codes) == len(x) and codes.shape[1] <= budget
+        _, ids = head.search(codes, x[:100], 5, budget=budget)
+        assert (ids == np.arange(100)[:, None]).any(axis=1).mean() > 0.5  # chance: 5/1200
+
+
+def test_a_row_alone_encodes_exactly_as_inside_a_batch(fitted):
+    x, head, _ = fitted
+    for budget in BUDGETS:
+        batch = head.encode(x[:50], budget=budget)
+        assert all(np.array_equal(head.encode(x[i : i + 1], budget=budget)[0], batch[i]) for i in range(50))
+
+
+def test_save_and_load_keep_choice_and_codes(fitted, tmp_path):
+    x, head, _ = fitted
+    head.save(tmp_path)
+    back = SMEC.load(tmp_path)
+    meta = json.loads((tmp_path / CODECS_FILE).read_text())["budgets"]
+    assert sorted(map(int, meta)) == list(BUDGETS) and back.budgets_ == BUDGETS
+    for budget in BUDGETS:
+        assert back.codecs_[budget].candidate == head.codecs_[budget].candidate
+        codes = head.encode(x, budget=budget)
+        assert np.array_equal(back.encode(x, budget=budget), codes)
+        assert np.array_equal(back.search(codes, x[:20], 5, budget=budget)[1], head.search(codes, x[:20], 5, budget=budget)[1])
+
+
+def test_each_codec_file_is_a_faiss_index_that_searches_as_the_head_does(fitted, tmp_path):
+    x, head, _ = fitted
+    head.save(tmp_path)
+    tested = 0
+    for budget in BUDGETS:
+        cand = head.codecs_[budget].candidate
+        if cand.codec.startswith("binary"):
+            continue  # sign bits have no FAISS tables
+        index = faiss.deserialize_index(np.fromfile(tmp_path / f"codec-{budget}.bin", dtype=np.uint8))
+        view = (lambda a: head.transform(a, cand.dim)) if cand.reducer else (lambda a: a)
+        index.add(view(x))
+        got, want = index.search(view(x[:20]), 5), head.search(head.encode(x, budget=budget), x[:20], 5, budget=budget)
+        assert np.array_equal(got[1], want[1])
+        tested += 1
+    assert tested  # this fit chose FAISS codecs (rank-distilled OPQ) for its budgets
+
+
+def test_saving_without_budgets_leaves_no_stale_codecs(fitted, tmp_path):
+    x, head, _ = fitted
+    head.save(tmp_path)
+    SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0).fit(x).save(tmp_path)
+    assert not (tmp_path / CODECS_FILE).exists() and SMEC.load(tmp_path).budgets_ == ()
+
+
+def test_bad_budgets_are_refused_before_training():
+    x = clustered(n=64, d=32)
+    for budgets, message in (((0,), "1..128"), ((129,), "1..128"), ((2.5,), "whole number")):
+        with pytest.raises(SmecError, match=message):
+            SMEC(dims=(8,), epochs_per_stage=10_000).fit(x, budgets=budgets)  # would run for minutes if not refused first
+
+
+def test_a_budget_the_head_lacks_is_refused_listing_what_it_has(fitted):
+    x, head, _ = fitted
+    with pytest.raises(SmecError, match="no codec for 32 bytes; its budgets: 4, 16"):
+        head.encode(x, budget=32)
+    with pytest.raises(SmecError, match="none: fit with budgets"):
+        SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0).fit(x).encode(x, budget=4)
