@@ -7,9 +7,11 @@ For each dataset and byte budget, ``eval``'s per-budget rows (``plan(..., budget
 ``eval``'s own code on the test queries: OPQ on the full vectors (``m`` = budget), RaBitQ over PCA
 (rotated and FAISS' unrotated, 1-4 bits, each at the widest dim whose code fits, correction factors
 counted), sign bits of PCA re-ranked against the float query, and ``rank-opq`` (OPQ whose tables
-are then rank-distilled on corpus rows). Random methods (OPQ, rank-opq, rotated RaBitQ) run once
-per seed and are averaged; the others once. The yardstick at a budget is the best quantiser's mean
-there, picked with the test labels (which flatters it); our codec is compared against it.
+are then rank-distilled on corpus rows); then, per seed, a default ``SMEC(seed=...).fit(corpus,
+budgets=BUDGETS)`` (heads kept under ``--heads``) and the codec it chose for each budget, scored
+through the head. Random methods (OPQ, rank-opq, rotated RaBitQ, the head) run once per seed and
+are averaged; the others once. The yardstick at a budget is the best quantiser's mean there,
+picked with the test labels (which flatters it); the head's choice is compared against it.
 
 Datasets: MiniLM (the bundled model) on ../shared/data/{scifact,nfcorpus,cisi} through the
 embedding cache, and SciFact embedded with all-mpnet-base-v2 (../shared/embeddings). Each cell is
@@ -48,6 +50,7 @@ DATASETS = {
     "scifact-mpnet": (SHARED / "embeddings" / "scifact.mpnet.parquet", SHARED / "data" / "scifact" / "qrels" / "test.tsv"),
 }
 OURS = "rank-opq"
+HEAD = "fit --budgets"  # the codec a default SMEC fit with --budgets chose, per budget
 YARDSTICK = ("opq", "rabitq", "rabitq-unrotated", "binary-rerank")
 RANDOM = frozenset({"opq", "rank-opq", "rabitq"})
 
@@ -78,13 +81,45 @@ def run_dataset(name: str, args, results: dict) -> None:
                                    "seconds": time.perf_counter() - start}
             save(results)
             print(k, f"{row.ndcg10:.4f}", f"{row.bytes_per_vector} B", f"{time.perf_counter() - start:.0f}s", flush=True)
+    for seed in args.seeds:
+        run_head(name, data, seed, args, results)
+
+
+def run_head(name: str, data, seed: int, args, results: dict) -> None:
+    """A default SMEC fit with ``budgets``, on the corpus, and each budget's chosen codec scored."""
+    from smec_compress import SMEC
+
+    k = f"{name}|{HEAD}|{seed}"
+    if all(f"{k}|{b}" in results["cells"] for b in args.budgets):
+        return
+    folder = args.heads / f"{name}-{seed}"
+    start = time.perf_counter()
+    if (folder / "codecs.json").is_file():
+        head, seconds = SMEC.load(folder), None
+    else:
+        head = SMEC(seed=seed).fit(data.corpus.vectors, budgets=args.budgets, threads=1)
+        seconds = time.perf_counter() - start
+        head.save(folder)
+    chosen = {b: bc.candidate for b, bc in head.codecs_.items()}
+    methods = [m for m in plan(data.corpus.dim, [min(args.budgets)], ["smec"], head_codecs={"smec": chosen}) if m.budget]
+    for method, row in zip(methods, compare(data.corpus, data.queries, data.qrels, methods, {"smec": head})):
+        results["cells"][f"{k}|{method.budget}"] = {
+            "dataset": name, "method": HEAD, "codec": method.codec, "dim": row.dim, "bytes": row.bytes_per_vector,
+            "budget": method.budget, "seed": seed, "ndcg10": row.ndcg10, "choice": chosen[method.budget].key,
+            "criterion": head.codecs_[method.budget].choice.recall, "fit_seconds": seconds}
+        print(k, method.budget, chosen[method.budget].key, f"{row.ndcg10:.4f}", flush=True)
+    save(results)
 
 
 def summary(cells: list[dict], budgets: list[int]) -> dict:
     """Per dataset and budget: seed-mean nDCG@10 per method that fits, the best yardstick, ours."""
     out: dict = {}
     by = {}
+    heads: dict = {}
     for c in cells:
+        if c["method"] == HEAD:
+            heads.setdefault((c["dataset"], c["budget"]), []).append(c)
+            continue
         by.setdefault((c["dataset"], c["method"], c["dim"], c["bytes"]), []).append(c["ndcg10"])
     for (dataset, method, dim, size), scores in by.items():
         for budget in budgets:
@@ -95,10 +130,13 @@ def summary(cells: list[dict], budgets: list[int]) -> dict:
         for budget, rows in per_budget.items():
             yard = [r for r in rows if r[0] != OURS]
             ours = [r for r in rows if r[0] == OURS and r[2] == budget]
+            runs = heads.get((dataset, budget), [])
+            head = (float(np.mean([c["ndcg10"] for c in runs])), len(runs),
+                    sorted({c["choice"] for c in runs})) if runs else None
             table.setdefault(dataset, {})[budget] = {"yardstick": max(yard, key=lambda r: r[3]) if yard else None,
                                                      "opq": max((r for r in yard if r[0] == "opq" and r[2] == budget),
                                                                 key=lambda r: r[3], default=None),
-                                                     "ours": ours[0] if ours else None}
+                                                     "ours": ours[0] if ours else None, "head": head}
     return table
 
 
@@ -112,19 +150,23 @@ def render(results: dict) -> str:
              "included. Yardstick: the best of OPQ (full vectors, m = budget), RaBitQ over PCA (rotated or not, 1-4 "
              "bits, widest dim that fits) and PCA sign bits re-ranked against the float query, chosen per budget "
              "with the test labels. Ours: `rank-opq`, OPQ whose rotation and codebooks are then rank-distilled on "
-             "corpus rows (no labels). Random methods are means over the seeds in brackets.", "",
-             "| dataset | bytes | OPQ | best yardstick | its score | rank-opq | vs yardstick |",
-             "|---|---:|---:|---|---:|---:|---:|"]
+             "corpus rows (no labels). `fit --budgets`: the codec a default SMEC fit with `--budgets 16,32,48,64` "
+             "chose for that budget by its label-free criterion (recall of held-back corpus rows' neighbours) "
+             "among OPQ, rank-opq, RaBitQ, re-ranked sign bits and int8, on the full vectors or a head dim. "
+             "Random methods are means over the seeds in brackets.", "",
+             "| dataset | bytes | OPQ | best yardstick | its score | rank-opq | fit --budgets (its choice) | vs yardstick |",
+             "|---|---:|---:|---|---:|---:|---|---:|"]
     table = summary(list(results["cells"].values()), budgets)
     for dataset in results["datasets"]:
         for budget in budgets:
             cell = table.get(dataset, {}).get(budget)
             if not cell or not cell["yardstick"]:
                 continue
-            y, opq, ours = cell["yardstick"], cell["opq"], cell["ours"]
+            y, opq, ours, head = cell["yardstick"], cell["opq"], cell["ours"], cell["head"]
             fmt = lambda r: f"{r[3]:.4f} [{r[4]}]" if r else ""  # noqa: E731
+            ours_text = f"{head[0]:.4f} [{head[1]}] ({'; '.join(head[2])})" if head else ""
             lines.append(f"| {dataset} | {budget} | {fmt(opq)} | {y[0]} {y[1]} d, {y[2]} B | {fmt(y)} | {fmt(ours)} | "
-                         + (f"{ours[3] - y[3]:+.4f}" if ours else "") + " |")
+                         f"{ours_text} | " + (f"{head[0] - y[3]:+.4f}" if head else "") + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -139,6 +181,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--budgets", nargs="+", type=int, default=[16, 32, 48, 64])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--heads", type=Path, default=default_cache_dir() / "bench-budgets", help="fitted heads, reused")
     ap.add_argument("--render-only", action="store_true")
     args = ap.parse_args()
     path = RESULTS / "budgets.json"

@@ -240,7 +240,7 @@ def write(results: dict, args, seeds) -> None:
         s = t["fit_seconds_synthetic"]
         lines.append(f"Fit on {s['rows']:,} x 384 synthetic vectors: {s['seconds']:.0f} s.")
     else:
-        lines.append("Fit on a 1M-row sample of 384-d synthetic vectors: see the Scale section (`bench/scale.py`).")
+        lines.append("Fit on a 1M-row sample of 384-d synthetic vectors: see \"Fit at scale\" (`bench/fit_scale.py`).")
     (args.out / "smec_quality.md").write_text("\n".join(lines) + "\n")
 
 

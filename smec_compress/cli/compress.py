@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import SmecError
 from .app import app
 from .common import EmbeddingColumn, Engine, EngineOption, IdColumn, RayAddress, out, progress_bar
 
@@ -59,20 +60,39 @@ def index(
     input: Annotated[Path, typer.Argument(help="Compressed embeddings (.parquet/.arrow file or directory), e.g. from `compress`.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for index.faiss, ids.parquet and index.json.")],
     factory: Annotated[Optional[str], typer.Option(help="FAISS factory string [default: chosen from size and --max-memory].")] = None,
-    max_memory: Annotated[str, typer.Option("--max-memory", help="Memory budget of the index, e.g. 512M, 4G.")] = "4G",
+    max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Memory budget of the index, e.g. 512M, 4G [default: 4G].")] = None,
+    head_dir: Annotated[Optional[Path], typer.Option("--head", help="With --budget: a head fitted with --budgets; INPUT is then the full-dim corpus.")] = None,
+    byte_budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="Index with the head's codec for this many bytes a vector: one FAISS index that takes raw full-dim vectors and queries.")] = None,
     id_column: IdColumn = "id",
     embedding_column: EmbeddingColumn = "embedding",
 ) -> None:
-    """Build a FAISS inner-product index over compressed vectors (Flat -> HNSW -> IVF-PQ by budget)."""
+    """Build a FAISS inner-product index over compressed vectors (Flat -> HNSW -> IVF-PQ by budget),
+    or, with --head and --budget, over the full-dim corpus encoded by the head's budget codec."""
     from ..data.files import count_rows
     from ..data.schema import Columns
     from ..export.index import build_index
     from ..resources import parse_bytes
 
-    budget = parse_bytes(max_memory)
+    if (head_dir is None) != (byte_budget is None):
+        raise SmecError("--head and --budget go together: the head's codec for that budget indexes the full-dim corpus")
+    if byte_budget is not None and (factory is not None or max_memory is not None):
+        raise SmecError("--budget makes the head's codec the whole index (an exact scan of its codes): "
+                        "drop --factory/--max-memory")
+    budget = parse_bytes(max_memory or "4G")
     total = count_rows(input)
+    columns = Columns(id_column, embedding_column)
+    if byte_budget is not None:
+        from ..export.budget_index import budget_index, build_budget_index
+        from ..model.head import SMEC
+
+        head = SMEC.load(head_dir)
+        budget_index(head, byte_budget)  # an unknown budget or a sign-bit codec fails before any bar
     with progress_bar() as bar:
         task = bar.add_task("index", total=total)
-        stats = build_index(input, out_dir, factory=factory, max_memory=budget, columns=Columns(id_column, embedding_column),
-                            progress=lambda n: bar.advance(task, n))
+        if byte_budget is not None:
+            stats = build_budget_index(head, input, out_dir, budget=byte_budget, columns=columns,
+                                       progress=lambda n: bar.advance(task, n))
+        else:
+            stats = build_index(input, out_dir, factory=factory, max_memory=budget, columns=columns,
+                                progress=lambda n: bar.advance(task, n))
     out.print(f"{stats.index_type} index of {stats.count} x {stats.dim} vectors written to {out_dir}")

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
-from smec_compress import SMEC, write_embeddings
+from smec_compress import SMEC, read_embeddings, write_embeddings
+from smec_compress.export.index import load_index
 
 from ..conftest import ROOT, SAMPLE, SAMPLE_EMBEDDINGS, clustered, run_cli
 
@@ -87,6 +89,20 @@ def test_fit_with_budgets_saves_and_reports_a_codec_per_budget(head_and_corpus):
     assert "3 B: " in result.stdout and "12 B: " in result.stdout and "recall@10" in result.stdout
     head = SMEC.load(t / "h2")
     assert head.budgets_ == (3, 12) and all(head.encode(clustered(n=5, d=24), budget=b).shape[1] <= b for b in (3, 12))
+    assert head.codecs_[3].candidate.codec == "binary-rerank"  # nothing else stores 24 dims in 3 bytes
+    x = read_embeddings(t / "c.parquet").vectors
+    for budget in (3, 12):
+        result = run_cli("index", t / "c.parquet", "--head", t / "h2", "--budget", str(budget), "--out", t / f"i{budget}")
+        if head.codecs_[budget].candidate.codec == "binary-rerank":
+            assert result.returncode == 2 and "binary queries" in result.stderr and not (t / f"i{budget}").exists()
+            continue
+        assert result.returncode == 0, result.stderr
+        index, ids, stats, _ = load_index(t / f"i{budget}")
+        assert stats.bytes_per_vector <= budget and ids[0] == "0"
+        want = head.search(head.encode(x, budget=budget), x[:10], 5, budget=budget)[1]
+        assert np.array_equal(index.search(x[:10], 5)[1], want)  # raw full-dim vectors in, the head's search out
+    result = run_cli("index", t / "c.parquet", "--head", t / "h2", "--budget", "99", "--out", t / "i99")
+    assert result.returncode == 2 and "no codec for 99 bytes; its budgets: 3, 12" in result.stderr
 
 
 @pytest.mark.slow
