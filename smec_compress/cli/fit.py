@@ -58,7 +58,7 @@ def fit(
     embeddings: Annotated[Path, typer.Argument(help="Corpus embeddings (.parquet/.arrow file or directory).")],
     head_dir: Annotated[Path, typer.Option("--out", help="Directory to save the fitted head in.")],
     dims: Annotated[str, typer.Option(help="Target dims, strictly decreasing, each below the input dim.")] = "128,64,48,32,16",
-    queries: Annotated[Optional[Path], typer.Option(help="Query embeddings for supervised fitting (with --qrels).")] = None,
+    queries: Annotated[Optional[Path], typer.Option(help="Query embeddings: with --qrels, supervised fitting; without, unlabelled queries (a query log) that anchor the codecs of --budgets and join their choice.")] = None,
     qrels: Annotated[Optional[Path], typer.Option(help="TSV query-id, corpus-id, score: the training pairs.")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs of the training schedule (per stage when sequential) [default: the head's, 40].")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
@@ -75,7 +75,9 @@ def fit(
     Corpora larger than the sample are sampled uniformly in one streaming pass; the sample is at
     most --sample-rows rows and as many as fit the memory budget at this input dimension. With
     --qrels the judged documents are always kept in the sample. With --budgets, a codec per byte
-    budget is chosen and saved too (on up to 100,000 of the sampled rows).
+    budget is chosen and saved too (on up to 100,000 of the sampled rows); --queries without
+    --qrels anchor those codecs on your queries. Only training queries belong there: queries you
+    evaluate on would leak into the codecs.
     """
     from ..config import MIN_ROWS, FitConfig
     from ..data.beir import read_qrels
@@ -90,8 +92,11 @@ def fit(
     from ..resources import MemoryLimit, available_memory, format_bytes, parse_bytes
 
     columns = Columns(id_column, embedding_column)
-    if (queries is None) != (qrels is None):
+    if qrels is not None and queries is None:
         raise SmecError("supervised fitting needs both --queries and --qrels")
+    if queries is not None and qrels is None and budgets is None:
+        raise SmecError("--queries without --qrels are unlabelled queries, used by the codecs of --budgets only: "
+                        "add --budgets (or --qrels for supervised fitting)")
     params = {"dims": parse_dims(dims), "seed": seed}
     if epochs is not None:
         params["epochs_per_stage"] = epochs
@@ -119,10 +124,18 @@ def fit(
         corpus, _ = sample_embeddings(embeddings, rows, seed=seed, columns=columns, keep_ids=keep,
                                           batch_rows=read_batch_rows(input_dim), progress=lambda n: bar.advance(task, n))
     fit_args: dict = {}
-    if queries is not None:
+    if queries is not None and qrels is not None:
         q_vectors, positives, report = training_pairs(corpus, read_embeddings(queries, columns=columns), qrels)
         err.print(report)
         fit_args = {"queries": q_vectors, "positives": positives}
+    elif queries is not None:
+        anchors = read_embeddings(queries, columns=columns)
+        fp, other = corpus.meta.fingerprint, anchors.meta.fingerprint
+        if fp and other and fp != other:
+            raise SmecError(f"{queries}: embedded by another model than the corpus (fingerprint "
+                            f"{anchors.meta.fingerprint} vs {corpus.meta.fingerprint})")
+        err.print(f"{len(anchors.ids):,} unlabelled queries anchor the codecs")
+        fit_args = {"anchor_queries": anchors.vectors}
     start = time.perf_counter()
     totals = {b: candidate_count(input_dim, b, cfg.dims, codec_steps=cfg.codec_steps) for b in byte_budgets}
     with progress_bar() as bar:

@@ -130,16 +130,16 @@ def neighbour_recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def fit_candidate(cand: Candidate, X: np.ndarray, reducer: Reducer | None, *, seed: int = 0,
-                  training: RankTraining | None = None):
+                  training: RankTraining | None = None, queries: np.ndarray | None = None):
     """``cand``'s codec fitted on ``X`` as it sees it (through ``reducer`` at ``cand.dim``);
-    ``training`` is rank-distilled OPQ's (its defaults when None)."""
+    ``training`` is rank-distilled OPQ's (its defaults when None), which anchors on unlabelled
+    ``queries`` when given (the other codecs have no use for them)."""
     from . import make_codec
 
     if cand.codec == RankOPQ.name:
-        codec = RankOPQ(cand.m, seed=seed, training=training)
-    else:
-        codec = make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed)
-    return codec.fit(_view(cand, X, reducer))
+        anchors = None if queries is None else _view(cand, queries, reducer)
+        return RankOPQ(cand.m, seed=seed, training=training).fit(_view(cand, X, reducer), queries=anchors)
+    return make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed).fit(_view(cand, X, reducer))
 
 
 def _view(cand: Candidate, X: np.ndarray, reducer: Reducer | None) -> np.ndarray:
@@ -149,10 +149,12 @@ def _view(cand: Candidate, X: np.ndarray, reducer: Reducer | None) -> np.ndarray
 def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
            fit_reducer: Callable[[np.ndarray], Reducer] | None = None, dims: Sequence[int] = (),
            held_back: int = 1000, k: int = 10, seed: int = 0, learned: bool = True,
-           training: RankTraining | None = None,
+           training: RankTraining | None = None, queries: np.ndarray | None = None,
            on_candidate: Callable[[Candidate, float], None] | None = None) -> Choice:
     """The candidate with the best recall@``k`` of ``held_back`` corpus rows' full-dim top-``k``
-    (at most a tenth of the rows), each candidate fitted on the other rows.
+    (at most a tenth of the rows), each candidate fitted on the other rows. With unlabelled
+    ``queries`` the criterion is the mean of that and the same recall for held-back queries (a
+    fifth of them, at most ``held_back``); the others anchor rank-distilled OPQ.
 
     ``fit_reducer(rows)`` gives ``reducer``'s transform fitted on the training rows (PCA is refit
     there; a fitted head ignores them, and has seen the held-back rows in its own fit, which
@@ -165,9 +167,16 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
         raise SmecError("reducer and fit_reducer go together")
     order = np.random.default_rng(seed).permutation(len(X))
     n_held = max(2, min(held_back, len(X) // 10))
-    queries, train = X[order[:n_held]], X[order[n_held:]]
+    held, train = X[order[:n_held]], X[order[n_held:]]
     k = min(k, len(train))
-    truth = _top(train, queries, k)
+    probes = [held]
+    anchors = None
+    if queries is not None and len(queries) >= 2:
+        q_order = np.random.default_rng(seed + 1).permutation(len(queries))
+        q_held = max(1, min(held_back, len(queries) // 5))
+        probes.append(queries[q_order[:q_held]])
+        anchors = queries[q_order[q_held:]]
+    truths = [_top(train, p, k) for p in probes]
     fitted = fit_reducer(train) if fit_reducer else None
     pool = candidates(X.shape[1], budget, reducer=reducer, dims=dims, learned=learned, rows=len(train))
     if not pool:
@@ -175,9 +184,10 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
                         f"(OPQ needs {KSUB})")
     recall: dict[str, float] = {}
     for cand in pool:
-        codec = fit_candidate(cand, train, fitted, seed=seed, training=training)
-        found = codec.search(codec.encode(_view(cand, train, fitted)), _view(cand, queries, fitted), k)[1]
-        recall[cand.key] = neighbour_recall(found, truth)
+        codec = fit_candidate(cand, train, fitted, seed=seed, training=training, queries=anchors)
+        codes = codec.encode(_view(cand, train, fitted))
+        recall[cand.key] = float(np.mean([neighbour_recall(codec.search(codes, _view(cand, p, fitted), k)[1], t)
+                                          for p, t in zip(probes, truths)]))
         if on_candidate:
             on_candidate(cand, recall[cand.key])
     return Choice(budget, max(pool, key=lambda c: recall[c.key]), recall)

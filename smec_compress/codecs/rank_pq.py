@@ -5,7 +5,9 @@ top of the ranking. Dense-retrieval work (JPQ, Distill-VQ) fine-tunes them by di
 full-dim ranking instead. This codec does that unsupervised: corpus rows serve as queries; the
 teacher is the full-dim cosine ranking of a pool of corpus rows, the student the asymmetric score
 FAISS will compute (float query through the rotation, against the decoded codes), and the loss the
-head's rank-KL. Assignments are recomputed with the current tables at every step (no gradient
+head's rank-KL. Given unlabelled queries (a query log), those are the anchors instead: the ranking
+that matters is the one queries see (SciFact, 16 bytes: nDCG@10 0.549 for OPQ, 0.561 anchored on
+corpus rows, 0.580 on the training queries; NFCorpus 0.268, 0.260, 0.276). Assignments are recomputed with the current tables at every step (no gradient
 through the argmin, as in JPQ); gradients reach the rotation through the query side and the
 codebooks through the decoded documents.
 
@@ -62,8 +64,10 @@ def _decode(codes, codebooks):
     return codebooks[torch.arange(m)[None, :], codes].reshape(len(codes), -1)
 
 
-def finetune(X: np.ndarray, rotation: np.ndarray, codebooks: np.ndarray, training: RankTraining, *, seed: int = 0):
-    """Rank-distil ``rotation (D_out, D)`` and ``codebooks (m, 256, dsub)`` on the rows of ``X``."""
+def finetune(X: np.ndarray, rotation: np.ndarray, codebooks: np.ndarray, training: RankTraining, *, seed: int = 0,
+             queries: np.ndarray | None = None):
+    """Rank-distil ``rotation (D_out, D)`` and ``codebooks (m, 256, dsub)`` on the rows of ``X``,
+    anchored on ``queries`` when given, else on rows of ``X`` (each excluded from its own pool)."""
     import torch
 
     from ..model import losses
@@ -74,16 +78,23 @@ def finetune(X: np.ndarray, rotation: np.ndarray, codebooks: np.ndarray, trainin
     R = torch.nn.Parameter(torch.from_numpy(rotation.copy()))
     C = torch.nn.Parameter(torch.from_numpy(codebooks.copy()))
     opt = torch.optim.Adam([R, C], lr=training.lr)
-    pool, anchors = min(training.pool, len(x)), min(training.anchors, len(x))
+    qn = None if queries is None else torch.nn.functional.normalize(torch.from_numpy(f32(queries)), dim=1)
+    pool = min(training.pool, len(x))
+    anchors = min(training.anchors, len(x) if qn is None else len(qn))
     for _ in range(training.steps):
         rows = torch.randperm(len(x), generator=gen)[:pool]
-        query = rows[:anchors]
+        if qn is None:
+            query, query_n = x[rows[:anchors]], xn[rows[:anchors]]
+        else:
+            pick = torch.randperm(len(qn), generator=gen)[:anchors]
+            query, query_n = qn[pick], qn[pick]
         with torch.no_grad():
             codes = _assign(x[rows] @ R.T, C)
-        comp = (x[query] @ R.T) @ _decode(codes, C).T
-        full = xn[query] @ xn[rows].T
+        comp = (query @ R.T) @ _decode(codes, C).T
+        full = query_n @ xn[rows].T
         valid = torch.ones_like(full, dtype=torch.bool)
-        valid[torch.arange(anchors), torch.arange(anchors)] = False  # a row is not its own neighbour
+        if qn is None:
+            valid[torch.arange(anchors), torch.arange(anchors)] = False  # a row is not its own neighbour
         loss = losses.rank_kl(full, comp, training.temperature, valid)
         opt.zero_grad()
         loss.backward()
@@ -100,13 +111,14 @@ class RankOPQ(OPQ):
         super().__init__(m, seed=seed, niter=niter)
         self.training = training or RankTraining()
 
-    def fit(self, X: np.ndarray) -> "RankOPQ":
+    def fit(self, X: np.ndarray, queries: np.ndarray | None = None) -> "RankOPQ":
+        """OPQ on ``X``, then rank distillation anchored on ``queries`` (unlabelled) or on ``X``."""
         super().fit(X)
         opq = faiss.downcast_VectorTransform(self.index_.chain.at(0))
         pq = faiss.downcast_index(self.index_.index).pq
         rotation = faiss.vector_to_array(opq.A).reshape(opq.d_out, opq.d_in)
         codebooks = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
-        rotation, codebooks = finetune(X, rotation, codebooks, self.training, seed=self.seed)
+        rotation, codebooks = finetune(X, rotation, codebooks, self.training, seed=self.seed, queries=queries)
         self.index_ = self._trained_index(rotation, codebooks)
         return self
 

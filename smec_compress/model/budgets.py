@@ -24,6 +24,8 @@ from ..errors import SmecError
 CODECS_FILE = "codecs.json"
 CODEC_ROWS = 100_000  # rows the choice and the codecs train on: k-means and OPQ need no more
 REDUCER = "smec"  # how a head's own dims are named among the candidates
+CRITERION = "recall@10 of held-back corpus rows' full-dim neighbours"
+QUERY_CRITERION = ", averaged with the same for held-back unlabelled queries"
 
 
 @dataclass
@@ -32,6 +34,7 @@ class BudgetCodec:
 
     choice: Choice
     codec: Codec
+    criterion: str = CRITERION
 
     @property
     def candidate(self) -> Candidate:
@@ -57,9 +60,11 @@ def candidate_count(input_dim: int, budget: int, dims: Iterable[int], *, codec_s
 
 
 def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, codec_steps: int = 400,
+                queries: np.ndarray | None = None,
                 on_candidate: Callable[[int, Candidate, float], None] | None = None) -> dict[int, BudgetCodec]:
     """Choose and fit a codec per budget for ``head`` on (up to ``CODEC_ROWS`` of) the rows ``X``;
-    rank-distilled OPQ trains ``codec_steps`` steps (0: not a candidate)."""
+    rank-distilled OPQ trains ``codec_steps`` steps (0: not a candidate). Unlabelled ``queries``
+    join the criterion and anchor rank-distilled OPQ (``codecs.budget.choose``)."""
     from ..codecs.rank_pq import RankTraining
 
     budgets = check_budgets(budgets, X.shape[1], head.dims_, learned=codec_steps > 0)
@@ -69,8 +74,9 @@ def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, c
         report = (lambda c, r, b=budget: on_candidate(b, c, r)) if on_candidate else None
         training = RankTraining(steps=codec_steps) if codec_steps else None
         choice = choose(rows, budget, reducer=REDUCER, fit_reducer=lambda _: head, dims=head.dims_, seed=seed,
-                        learned=training is not None, training=training, on_candidate=report)
-        out[budget] = BudgetCodec(choice, fit_candidate(choice.candidate, rows, head, seed=seed, training=training))
+                        learned=training is not None, training=training, queries=queries, on_candidate=report)
+        codec = fit_candidate(choice.candidate, rows, head, seed=seed, training=training, queries=queries)
+        out[budget] = BudgetCodec(choice, codec, CRITERION if queries is None else CRITERION + QUERY_CRITERION)
     return out
 
 
@@ -93,7 +99,7 @@ def save_budgets(codecs: dict[int, BudgetCodec], directory: Path) -> None:
         with atomic_file(directory / name) as tmp:
             tmp.write_bytes(bc.codec.state())
         meta[str(budget)] = {"candidate": asdict(bc.candidate), "file": name, "code_size": int(bc.codec.code_size_),
-                             "criterion": "recall@10 of held-back corpus rows' full-dim neighbours",
+                             "criterion": bc.criterion,
                              "recall": bc.choice.recall}
     write_text(directory / CODECS_FILE, json.dumps({"budgets": meta}, indent=2) + "\n")
 
@@ -110,7 +116,7 @@ def load_budgets(directory: Path) -> dict[int, BudgetCodec]:
             cand = Candidate(**m["candidate"])
             state = (directory / m["file"]).read_bytes()
             codec = make_codec(cand.codec, m=cand.m, bits=cand.bits).restore(state, cand.dim)
-            out[int(key)] = BudgetCodec(Choice(int(key), cand, m["recall"]), codec)
+            out[int(key)] = BudgetCodec(Choice(int(key), cand, m["recall"]), codec, m.get("criterion", CRITERION))
         return out
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # FAISS reports a bad file as RuntimeError
         raise SmecError(f"corrupt codecs in {directory}: {e}") from None

@@ -99,11 +99,14 @@ class SMEC:
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in FitConfig.field_names()}
 
-    def fit(self, X, queries=None, positives=None, *, budgets=(), embedder_fingerprint: str | None = None,
-            threads: int | None = None, progress=None, codec_progress=None) -> "SMEC":
+    def fit(self, X, queries=None, positives=None, *, budgets=(), anchor_queries=None,
+            embedder_fingerprint: str | None = None, threads: int | None = None, progress=None,
+            codec_progress=None) -> "SMEC":
         """Learn the head on rows ``X`` (N, D); with ``queries`` (M, D) and ``positives`` (M,)
         (index into X of each query's relevant row, one row per pair) also learn from pairs.
-        ``budgets`` (bytes per vector) then choose and fit a codec for each (``model.budgets``).
+        ``budgets`` (bytes per vector) then choose and fit a codec for each (``model.budgets``);
+        ``anchor_queries`` (M, D), unlabelled queries such as a query log, join that choice and
+        anchor the rank-distilled codec (the head's own training does not use them yet).
 
         Run-time knobs, not model parameters (they change nothing in the result): ``threads``
         for torch (default: torch's own setting), ``progress``, called with a
@@ -118,6 +121,10 @@ class SMEC:
         X = check_matrix("X", X)
         cfg = FitConfig.from_dict(self.get_params()).checked(X.shape[1], len(X))
         budgets = check_budgets(budgets, X.shape[1], cfg.dims, learned=cfg.codec_steps > 0)  # before training
+        if anchor_queries is not None:
+            if not budgets:
+                raise SmecError("anchor_queries are used by the codecs of budgets only: give budgets too")
+            anchor_queries = check_matrix("anchor_queries", anchor_queries, input_dim=X.shape[1])
         if (queries is None) != (positives is None):
             raise SmecError("queries and positives must be given together (supervised fit) or not at all")
         sup = None
@@ -132,7 +139,7 @@ class SMEC:
             chain = fit_chain(X, cfg, sup, progress)
             self._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), embedder_fingerprint)
             self.codecs_ = fit_budgets(self, X, budgets, seed=cfg.seed, codec_steps=cfg.codec_steps,
-                                       on_candidate=codec_progress)
+                                       queries=anchor_queries, on_candidate=codec_progress)
         except RuntimeError as e:  # torch reports a failed allocation as RuntimeError
             if "allocate" in str(e):
                 raise MemoryError(f"out of memory fitting on {len(X):,} x {X.shape[1]} rows") from e

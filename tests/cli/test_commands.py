@@ -106,6 +106,18 @@ def test_fit_with_budgets_saves_and_reports_a_codec_per_budget(head_and_corpus):
 
 
 @pytest.mark.slow
+def test_fit_with_unlabelled_queries_needs_budgets_and_then_anchors_the_codecs(head_and_corpus):
+    t = head_and_corpus
+    write_embeddings(t / "q.parquet", [f"q{i}" for i in range(40)], clustered(n=40, d=24, seed=3))
+    result = run_cli("fit", t / "c.parquet", "--dims", "12,6", "--queries", t / "q.parquet", "--out", t / "h3")
+    assert result.returncode == 2 and "add --budgets" in result.stderr and not (t / "h3").exists()
+    result = run_cli("fit", t / "c.parquet", "--dims", "12,6", "--epochs", "1", "--queries", t / "q.parquet",
+                     "--budgets", "12", "--codec-steps", "5", "--out", t / "h3")
+    assert result.returncode == 0, result.stderr
+    assert "40 unlabelled queries anchor the codecs" in result.stderr and SMEC.load(t / "h3").budgets_ == (12,)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stopped_embed_leaves_no_output_and_no_temporary(tmp_path, sig, code):
     out = tmp_path / "out" / "s.parquet"

@@ -53,6 +53,23 @@ def test_training_moves_both_tables_and_lowers_the_ranking_loss(docs):
     assert _rank_kl(docs, rotation, codebooks) < 0.9 * _rank_kl(docs, *start)
 
 
+def test_query_anchors_train_for_the_queries_ranking(docs, rng):
+    """Anchored on queries away from the rows, the loss that falls is the queries' own."""
+    queries = (docs[:200] + 0.4 * rng.standard_normal((200, 32))).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    start = _tables(OPQ(8, niter=3).fit(docs))
+    rotation, codebooks = finetune(docs, *start, RankTraining(steps=60, lr=1e-3, pool=400), seed=0, queries=queries)
+    assert _query_kl(queries, docs, rotation, codebooks) < 0.9 * _query_kl(queries, docs, *start)
+
+
+def _query_kl(queries, docs, rotation, codebooks):
+    from smec_compress.codecs.rank_pq import _assign, _decode
+
+    q, x = torch.from_numpy(queries), torch.from_numpy(docs)
+    R, C = torch.from_numpy(rotation), torch.from_numpy(codebooks)
+    return float(losses.rank_kl(q @ x.T, (q @ R.T) @ _decode(_assign(x @ R.T, C), C).T, 0.05))
+
+
 def test_the_trained_index_is_plain_faiss_and_searches_the_same_after_a_round_trip(docs):
     codec = RankOPQ(8, niter=3, training=RankTraining(steps=20, lr=1e-3, pool=400)).fit(docs)
     codes = codec.encode(docs)

@@ -105,3 +105,15 @@ def test_a_budget_the_head_lacks_is_refused_listing_what_it_has(fitted):
         head.encode(x, budget=32)
     with pytest.raises(SmecError, match="none: fit with budgets"):
         SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0).fit(x).encode(x, budget=4)
+
+
+def test_unlabelled_queries_need_budgets_and_are_recorded_in_the_criterion(tmp_path):
+    x = clustered(n=600, d=32, clusters=12)
+    queries = clustered(n=80, d=32, clusters=12, seed=1)
+    with pytest.raises(SmecError, match="give budgets too"):
+        SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0).fit(x, anchor_queries=queries)
+    head = SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0, codec_steps=5).fit(
+        x, budgets=(8,), anchor_queries=queries)
+    assert "unlabelled queries" in head.codecs_[8].criterion
+    head.save(tmp_path)
+    assert "unlabelled queries" in SMEC.load(tmp_path).codecs_[8].criterion
