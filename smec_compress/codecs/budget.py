@@ -101,11 +101,14 @@ def candidates(input_dim: int, budget: int, *, reducer: str | None = None, dims:
 
 @dataclass
 class Choice:
-    """The chosen candidate at ``budget`` and the criterion of every candidate (by ``key``)."""
+    """The chosen candidate at ``budget``, the criterion of every candidate (by ``key``), and the
+    chosen codec as fitted during the choice (on all rows but the held-back ones; None once saved
+    and loaded, where the codec travels on its own)."""
 
     budget: int
     candidate: Candidate
     recall: dict[str, float] = field(default_factory=dict)
+    codec: object = field(default=None, repr=False, compare=False)
 
 
 class Reducer(Protocol):
@@ -183,11 +186,14 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
         raise SmecError(f"no codec can store these vectors in {budget} bytes from {len(train)} training rows "
                         f"(OPQ needs {KSUB})")
     recall: dict[str, float] = {}
+    best: tuple[Candidate, object] | None = None
     for cand in pool:
         codec = fit_candidate(cand, train, fitted, seed=seed, training=training, queries=anchors)
         codes = codec.encode(_view(cand, train, fitted))
         recall[cand.key] = float(np.mean([neighbour_recall(codec.search(codes, _view(cand, p, fitted), k)[1], t)
                                           for p, t in zip(probes, truths)]))
+        if best is None or recall[cand.key] > recall[best[0].key]:  # ties: the earlier candidate
+            best = (cand, codec)
         if on_candidate:
             on_candidate(cand, recall[cand.key])
-    return Choice(budget, max(pool, key=lambda c: recall[c.key]), recall)
+    return Choice(budget, best[0], recall, best[1])

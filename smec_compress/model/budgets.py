@@ -3,7 +3,8 @@
 ``fit --budgets 16,32`` asks, per budget, which (dim, codec) pair keeps most of the ranking:
 ``codecs.budget.choose`` scores every candidate (the head's dims and the full vectors, each with
 OPQ, rank-distilled OPQ, RaBitQ, re-ranked sign bits or int8) by recall of held-back corpus
-rows' full-dim neighbours, and the winner is refitted on the rows the codecs are trained on. The
+rows' full-dim neighbours, and the winner is kept as fitted there (on all rows but the held-back
+ones, at most a tenth: refitting it on them too would double the cost of the codec phase). The
 choice, every candidate's criterion and the codec tables are saved in the head directory
 (``codecs.json`` + ``codec-BUDGET.bin``, the latter a serialised FAISS index where there is one).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codecs import Codec, make_codec
-from ..codecs.budget import Candidate, Choice, candidates, choose, fit_candidate
+from ..codecs.budget import Candidate, Choice, candidates, choose
 from ..errors import SmecError
 
 CODECS_FILE = "codecs.json"
@@ -75,8 +76,7 @@ def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, c
         training = RankTraining(steps=codec_steps) if codec_steps else None
         choice = choose(rows, budget, reducer=REDUCER, fit_reducer=lambda _: head, dims=head.dims_, seed=seed,
                         learned=training is not None, training=training, queries=queries, on_candidate=report)
-        codec = fit_candidate(choice.candidate, rows, head, seed=seed, training=training, queries=queries)
-        out[budget] = BudgetCodec(choice, codec, CRITERION if queries is None else CRITERION + QUERY_CRITERION)
+        out[budget] = BudgetCodec(choice, choice.codec, CRITERION if queries is None else CRITERION + QUERY_CRITERION)
     return out
 
 
