@@ -65,7 +65,9 @@ def evaluate(
         for role, task in tasks.items():
             bar.update(task, total=len(getattr(data, role).ids), completed=len(getattr(data, role).ids))
     for name, head in heads.items():
-        check_head(head, data.corpus, target_dims, force=force, label=f"--{'head' if name == 'smec' else 'supervised-head'}")
+        label = f"--{'head' if name == 'smec' else 'supervised-head'}"
+        for warning in check_head(head, data.corpus, target_dims, force=force, label=label, judged=data.qrels):
+            err.print(f"[yellow]warning:[/] {warning}")
     if sup_head_dir and data.train_qrels is None:
         err.print("[yellow]warning:[/] no training qrels known (--train-qrels): the supervised head's score may be inflated")
     with progress_bar() as bar:

@@ -107,12 +107,13 @@ def fit(
     meta = read_meta(embeddings)
     input_dim = meta.dim or dataset_dim(embeddings, columns=columns)  # a foreign file: from its first row
     cfg = FitConfig.from_dict(params).checked(input_dim, MIN_ROWS)  # a bad --dims fails before any reading
-    byte_budgets = () if budgets is None else check_budgets(parse_dims(budgets, "--budgets"), input_dim, cfg.dims,
-                                                            learned=cfg.codec_steps > 0)
+    byte_budgets = () if budgets is None else parse_dims(budgets, "--budgets")
+    check_budgets(byte_budgets, input_dim, cfg.dims, learned=cfg.codec_steps > 0)  # before any reading
     budget = MemoryLimit(parse_bytes(max_memory), "--max-memory") if max_memory else available_memory()
     normalized = meta.normalized is not False
     total_rows = count_rows(embeddings)
     rows = sample_rows_for(budget.bytes, input_dim, cfg, most=min(sample_rows, total_rows), normalized=normalized)
+    byte_budgets = check_budgets(byte_budgets, input_dim, cfg.dims, learned=cfg.codec_steps > 0, rows=rows)
     if rows == total_rows:
         err.print(f"training on all {total_rows:,} rows of {input_dim} d")
     else:
@@ -135,9 +136,10 @@ def fit(
             raise SmecError(f"{queries}: embedded by another model than the corpus (fingerprint "
                             f"{anchors.meta.fingerprint} vs {corpus.meta.fingerprint})")
         err.print(f"{len(anchors.ids):,} unlabelled queries anchor the codecs")
-        fit_args = {"anchor_queries": anchors.vectors}
+        fit_args = {"anchor_queries": anchors.vectors, "anchor_ids": anchors.ids}
     start = time.perf_counter()
-    totals = {b: candidate_count(input_dim, b, cfg.dims, codec_steps=cfg.codec_steps) for b in byte_budgets}
+    totals = {b: candidate_count(input_dim, b, cfg.dims, codec_steps=cfg.codec_steps, rows=len(corpus.ids))
+              for b in byte_budgets}
     with progress_bar() as bar:
         head = SMEC(**params).fit(corpus.vectors, budgets=byte_budgets, embedder_fingerprint=corpus.meta.fingerprint,
                                   progress=StageBars(bar), codec_progress=CodecBars(bar, totals), **fit_args)

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import SmecError
+from ..normalize import l2_normalize
 from ..validation import check_int
 from .rabitq import BITS as RABITQ_BITS
 from .rabitq import code_size
@@ -53,15 +54,15 @@ def _widest(dims: Sequence[int], fits) -> int | None:
 
 
 def _on_vectors(dims: Sequence[int], budget: int, reducer: str | None) -> list[Candidate]:
-    """RaBitQ (rotated and FAISS' unrotated, 1-4 bits), re-ranked sign bits and int8, each at the
-    widest of ``dims`` whose code fits (widest: on SciFact narrower dims at the same bits scored no
+    """RaBitQ (rotated and FAISS' unrotated, 1-4 bits), re-ranked sign bits (8 a byte, the last
+    byte padded) and int8, each at the widest of ``dims`` whose code fits (widest: on SciFact narrower dims at the same bits scored no
     better beyond noise), and OPQ at ``m`` = budget with 2, 4 or 8 dims per sub-quantiser."""
     out = []
     for bits in RABITQ_BITS:
         dim = _widest(dims, lambda d, bits=bits: code_size(d, bits) <= budget)
         if dim is not None:
             out += [Candidate(codec, dim, reducer, bits=bits) for codec in ("rabitq", "rabitq-unrotated")]
-    if (dim := _widest(dims, lambda d: d % 8 == 0 and d // 8 <= budget)) is not None:
+    if (dim := _widest(dims, lambda d: -(-d // 8) <= budget)) is not None:
         out.append(Candidate("binary-rerank", dim, reducer))
     if (dim := _widest(dims, lambda d: d <= budget)) is not None:
         out.append(Candidate("int8", dim, reducer))
@@ -70,6 +71,12 @@ def _on_vectors(dims: Sequence[int], budget: int, reducer: str | None) -> list[C
 
 
 PQ_FAMILY = frozenset({"opq", "rank-opq"})
+HELD_BACK = 1000  # most corpus rows (and queries) held back as the criterion's probes
+
+
+def training_rows(n: int, held_back: int = HELD_BACK) -> int:
+    """Rows the candidates are fitted on when ``choose`` holds probes back from ``n`` rows."""
+    return n - max(2, min(held_back, n // 10))
 
 
 def candidates(input_dim: int, budget: int, *, reducer: str | None = None, dims: Sequence[int] = (),
@@ -109,6 +116,7 @@ class Choice:
     candidate: Candidate
     recall: dict[str, float] = field(default_factory=dict)
     codec: object = field(default=None, repr=False, compare=False)
+    with_queries: bool = False  # the criterion averaged in held-back unlabelled queries
 
 
 class Reducer(Protocol):
@@ -140,18 +148,23 @@ def fit_candidate(cand: Candidate, X: np.ndarray, reducer: Reducer | None, *, se
     from . import make_codec
 
     if cand.codec == RankOPQ.name:
-        anchors = None if queries is None else _view(cand, queries, reducer)
-        return RankOPQ(cand.m, seed=seed, training=training).fit(_view(cand, X, reducer), queries=anchors)
-    return make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed).fit(_view(cand, X, reducer))
+        anchors = None if queries is None else view(cand, queries, reducer)
+        return RankOPQ(cand.m, seed=seed, training=training).fit(view(cand, X, reducer), queries=anchors)
+    return make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed).fit(view(cand, X, reducer))
 
 
-def _view(cand: Candidate, X: np.ndarray, reducer: Reducer | None) -> np.ndarray:
-    return reducer.transform(X, cand.dim) if cand.reducer else X
+def view(cand: Candidate, X: np.ndarray, reducer: Reducer | None) -> np.ndarray:
+    """``X`` as ``cand``'s codec sees it: through ``reducer`` at ``cand.dim`` (whose output is unit
+    rows), or the rows themselves made unit, so every candidate ranks by cosine, as the criterion
+    and the head's loss do."""
+    if cand.reducer:
+        return reducer.transform(X, cand.dim)
+    return l2_normalize(np.array(X, dtype=np.float32))
 
 
 def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
            fit_reducer: Callable[[np.ndarray], Reducer] | None = None, dims: Sequence[int] = (),
-           held_back: int = 1000, k: int = 10, seed: int = 0, learned: bool = True,
+           held_back: int = HELD_BACK, k: int = 10, seed: int = 0, learned: bool = True,
            training: RankTraining | None = None, queries: np.ndarray | None = None,
            on_candidate: Callable[[Candidate, float], None] | None = None) -> Choice:
     """The candidate with the best recall@``k`` of ``held_back`` corpus rows' full-dim top-``k``
@@ -168,8 +181,10 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
         raise SmecError(f"choosing a codec needs at least 20 corpus rows; got {len(X)}")
     if (reducer is None) != (fit_reducer is None):
         raise SmecError("reducer and fit_reducer go together")
+    X = l2_normalize(np.array(X, dtype=np.float32))  # the truth is the cosine ranking, as the head's
+    queries = None if queries is None else l2_normalize(np.array(queries, dtype=np.float32))
     order = np.random.default_rng(seed).permutation(len(X))
-    n_held = max(2, min(held_back, len(X) // 10))
+    n_held = len(X) - training_rows(len(X), held_back)
     held, train = X[order[:n_held]], X[order[n_held:]]
     k = min(k, len(train))
     probes = [held]
@@ -189,11 +204,11 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
     best: tuple[Candidate, object] | None = None
     for cand in pool:
         codec = fit_candidate(cand, train, fitted, seed=seed, training=training, queries=anchors)
-        codes = codec.encode(_view(cand, train, fitted))
-        recall[cand.key] = float(np.mean([neighbour_recall(codec.search(codes, _view(cand, p, fitted), k)[1], t)
+        codes = codec.encode(view(cand, train, fitted))
+        recall[cand.key] = float(np.mean([neighbour_recall(codec.search(codes, view(cand, p, fitted), k)[1], t)
                                           for p, t in zip(probes, truths)]))
         if best is None or recall[cand.key] > recall[best[0].key]:  # ties: the earlier candidate
             best = (cand, codec)
         if on_candidate:
             on_candidate(cand, recall[cand.key])
-    return Choice(budget, best[0], recall, best[1])
+    return Choice(budget, best[0], recall, best[1], with_queries=len(probes) > 1)

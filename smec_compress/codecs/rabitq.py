@@ -25,13 +25,6 @@ def code_size(dim: int, bits: int) -> int:
     return int(faiss.IndexRaBitQ(dim, faiss.METRIC_INNER_PRODUCT, bits).sa_code_size())
 
 
-def widest_dim(budget: int, bits: int, max_dim: int, *, step: int = 8) -> int | None:
-    """The largest dim (a multiple of ``step``, at most ``max_dim``) whose code fits ``budget``
-    bytes, or None when not even ``step`` dims fit: at the same bits, more dims keep more."""
-    fitting = [d for d in range(step, max_dim + 1, step) if code_size(d, bits) <= budget]
-    return fitting[-1] if fitting else None
-
-
 class RaBitQ(FaissCodec):
     """RaBitQ codes at ``bits`` per dimension after a seeded random rotation, searched with
     FAISS' asymmetric estimator (float query quantised to ``qb`` bits, against the codes)."""

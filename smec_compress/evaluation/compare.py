@@ -76,6 +76,7 @@ class PlanContext:
     stacked: list[str]
     supervised: set[str]
     head_codecs: Mapping[str, Mapping[int, Candidate]]  # per head: its budgets' chosen codecs
+    rows: int | None = None  # corpus rows the codecs train on (OPQ needs 256)
 
 
 def _full(ctx: PlanContext) -> list[Method]:
@@ -87,18 +88,18 @@ def _float_rows(ctx: PlanContext) -> list[Method]:
 
 
 def _codecs_on_full(ctx: PlanContext) -> list[Method]:
-    """int8 and binary on the full vectors, PQ and OPQ with ``m`` = each dim or budget that divides it."""
+    """int8 and binary on the full vectors, PQ and OPQ with ``m`` = each dim that divides it."""
     methods = [Method("int8", None, ctx.input_dim, "int8"), Method("binary", None, ctx.input_dim, "binary")]
-    sizes = sorted(set(ctx.dims) | set(ctx.budgets))
-    return methods + [Method(c, None, ctx.input_dim, c, m=m) for c in ("pq", "opq") for m in sizes if ctx.input_dim % m == 0]
+    return methods + [Method(c, None, ctx.input_dim, c, m=d) for c in ("pq", "opq") for d in ctx.dims if ctx.input_dim % d == 0]
 
 
 def _budget_codecs(ctx: PlanContext) -> list[Method]:
-    """The quantisers users pick per byte budget, and ours (``codecs.budget.candidates``: OPQ and
-    rank-distilled OPQ on the full vectors, RaBitQ and re-ranked sign bits over PCA)."""
+    """The quantisers users pick per byte budget, and ours: ``codecs.budget.candidates`` with PCA as
+    the reducer (OPQ and rank-distilled OPQ at ``m`` = budget, RaBitQ, re-ranked sign bits and int8
+    on the full vectors where they fit, else over PCA, and OPQ over PCA), for a corpus of ``rows``."""
     reducer = "pca" if "pca" in ctx.reducers else None
     return [Method(c.label, c.reducer, c.dim, c.codec, m=c.m, bits=c.bits)
-            for budget in ctx.budgets for c in candidates(ctx.input_dim, budget, reducer=reducer)]
+            for budget in ctx.budgets for c in candidates(ctx.input_dim, budget, reducer=reducer, rows=ctx.rows)]
 
 
 def _stacked_codecs(ctx: PlanContext) -> list[Method]:
@@ -135,6 +136,7 @@ def plan(
     quantizers: bool = True,
     supervised: Iterable[str] = (),
     head_codecs: Mapping[str, Mapping[int, Candidate]] | None = None,
+    rows: int | None = None,
 ) -> list[Method]:
     """The rows to score: every rule of ``FLOAT_RULES`` (the full vectors, each reducer at each
     dim) and, with ``quantizers``, of ``CODEC_RULES`` (codecs alone and stacked on reducers, and
@@ -145,7 +147,7 @@ def plan(
         raise SmecError(f"dims {dims} must lie in 1..{input_dim} (the input dimension)")
     if budgets and budgets[0] < 1:
         raise SmecError(f"byte budgets {budgets} must be at least 1")
-    ctx = PlanContext(input_dim, dims, budgets, list(reducers), list(stacked), set(supervised), dict(head_codecs or {}))
+    ctx = PlanContext(input_dim, dims, budgets, list(reducers), list(stacked), set(supervised), dict(head_codecs or {}), rows)
     rules = FLOAT_RULES + (CODEC_RULES if quantizers else ())
     return list(dict.fromkeys(method for rule in rules for method in rule(ctx)))  # rules may list a row twice
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.io import Embeddings
+from ..errors import SmecError
 from ..validation import check_served_dims
 from .baselines import PCA, MatryoshkaAdaptor, RandomProjection, Truncation
 from .compare import Method, Reducer, Row, compare, plan
@@ -31,10 +32,23 @@ def fit_reducers(X: np.ndarray, dims: Iterable[int], *, adaptor: bool = True, se
     return {name: fit(X, dims, seed) for name, fit in REDUCERS.items() if adaptor or name != "mat-adaptor"}
 
 
-def check_head(head, corpus: Embeddings, dims: Iterable[int], *, force: bool = False, label: str = "head") -> None:
-    """A head must take these vectors (same dim, same embedder unless ``force``) at every dim."""
+def check_head(head, corpus: Embeddings, dims: Iterable[int], *, force: bool = False, label: str = "head",
+               judged: Iterable[str] = ()) -> list[str]:
+    """A head must take these vectors (same dim, same embedder unless ``force``) at every dim, and
+    its budget codecs must not have been anchored on the ``judged`` queries (that is leakage).
+    Returns warnings (anchors of unknown ids)."""
+    from ..model.budgets import anchored_on
+
     head.check_input(corpus.dim, corpus.meta.fingerprint, force)
     check_served_dims(dims, head.dims_, what=label)
+    leaked = anchored_on(head, judged)
+    if leaked:
+        raise SmecError(f"{label}: its budget codecs were anchored on {leaked} of the judged queries (fit --queries): "
+                        "scoring them on those queries would leak; refit anchored on training queries only")
+    if leaked is None:
+        return [f"{label}: its budget codecs were anchored on {head.anchors_} unlabelled queries of unknown ids: "
+                "make sure none of them is a test query"]
+    return []
 
 
 def fit_smec_heads(corpus: Embeddings, queries: Embeddings, train_qrels_path, dims: Iterable[int], *, seed: int = 0,
@@ -105,7 +119,7 @@ def run_comparison(
     methods: list[Method] = plan(data.corpus.dim, dims, reducers, budgets=budgets, stacked=["pca", *heads], quantizers=quantizers,
                                  supervised=[n for n in heads if n.endswith("-sup")],
                                  head_codecs={n: {b: bc.candidate for b, bc in getattr(h, "codecs_", {}).items()}
-                                              for n, h in heads.items()})
+                                              for n, h in heads.items()}, rows=len(data.corpus.ids))
     stage("score", len(methods))
     rows = compare(data.corpus, data.queries, data.qrels, methods, reducers, heldout=heldout, seed=seed, on_row=on_row)
     return Comparison(rows, len(selection.query_ids), selection.skipped_without_qrels, heldout, warnings)

@@ -3,7 +3,7 @@
 ``fit --budgets`` stores each budget's codec as a trained FAISS index over what the codec sees:
 the full vectors, or the head's output at some dim. For the latter this puts the head in front as
 FAISS transforms (``LinearTransform`` with the collapsed map and bias, then
-``NormalizationTransform``), so ``faiss.read_index`` in any process, fed raw embedder vectors and
+``NormalizationTransform``; a codec on the full vectors gets the normalisation alone), so ``faiss.read_index`` in any process, fed raw embedder vectors and
 raw queries, searches exactly what ``SMEC.search(..., budget=)`` does. Sign-bit codecs have no
 such form (FAISS' binary indexes take binary queries), and are refused with that reason.
 """
@@ -40,12 +40,14 @@ def budget_index(head, budget: int) -> faiss.Index:
         raise SmecError(f"the {budget}-byte codec ({bc.candidate.key}) is sign bits: FAISS' binary indexes take "
                         "binary queries, so it has no float-query FAISS index; use SMEC.search")
     index = faiss.clone_index(bc.codec.index_)
-    if not bc.candidate.reducer:
-        return index
+    if bc.candidate.reducer:
+        transforms = head_transforms(head, bc.candidate.dim)
+    else:  # the codec sees unit rows (codecs.budget.view)
+        transforms = [faiss.NormalizationTransform(head.input_dim_, 2.0)]
     if not isinstance(index, faiss.IndexPreTransform):
         inner, index = index, faiss.IndexPreTransform(index)
         inner.thisown, index.own_fields = False, True  # the C++ index frees it, not Python
-    for transform in reversed(head_transforms(head, bc.candidate.dim)):
+    for transform in reversed(transforms):
         transform.thisown = False  # owned (and freed) by the index's chain from here on
         index.prepend_transform(transform)
     return index

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ..codecs import Codec, make_codec
-from ..codecs.budget import Candidate, Choice, candidates, choose
+from ..codecs.budget import Candidate, Choice, candidates, choose, training_rows
 from ..errors import SmecError
 
 CODECS_FILE = "codecs.json"
+ANCHORS_FILE = "anchor-ids.npy"  # 64-bit hashes of the unlabelled queries' ids, so eval can refuse leakage
 CODEC_ROWS = 100_000  # rows the choice and the codecs train on: k-means and OPQ need no more
 REDUCER = "smec"  # how a head's own dims are named among the candidates
 CRITERION = "recall@10 of held-back corpus rows' full-dim neighbours"
@@ -42,22 +43,27 @@ class BudgetCodec:
         return self.choice.candidate
 
 
-def check_budgets(budgets: Iterable[int], input_dim: int, dims: Iterable[int], *, learned: bool = True) -> tuple[int, ...]:
+def check_budgets(budgets: Iterable[int], input_dim: int, dims: Iterable[int], *, learned: bool = True,
+                  rows: int | None = None) -> tuple[int, ...]:
     """Distinct budgets, ascending, each in 1..4 * input_dim (bytes of the float vector) and met
-    by at least one codec on the full vectors or at the head's ``dims``."""
+    by at least one codec on the full vectors or at the head's ``dims`` that ``rows`` corpus rows
+    can train (OPQ needs 256 once the criterion's rows are held back)."""
     out = tuple(sorted(set(budgets)))
     for b in out:
         if not (isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 1 <= b <= 4 * input_dim):
             raise SmecError(f"budget {b!r} must be a whole number of bytes in 1..{4 * input_dim} "
                             f"({4 * input_dim} = the float32 vector itself)")
-        if not candidates(input_dim, int(b), reducer=REDUCER, dims=tuple(dims), learned=learned):
-            raise SmecError(f"no codec stores a {input_dim}-d vector (or its head dims {list(dims)}) in {b} bytes")
+        train = None if rows is None else training_rows(min(rows, CODEC_ROWS))
+        if not candidates(input_dim, int(b), reducer=REDUCER, dims=tuple(dims), learned=learned, rows=train):
+            raise SmecError(f"no codec stores a {input_dim}-d vector (or its head dims {list(dims)}) in {b} bytes"
+                            + ("" if rows is None else f" from {rows:,} rows"))
     return tuple(int(b) for b in out)
 
 
-def candidate_count(input_dim: int, budget: int, dims: Iterable[int], *, codec_steps: int) -> int:
-    """How many candidates ``fit_budgets`` will measure at ``budget`` (for progress bars)."""
-    return len(candidates(input_dim, budget, reducer=REDUCER, dims=tuple(dims), learned=codec_steps > 0))
+def candidate_count(input_dim: int, budget: int, dims: Iterable[int], *, codec_steps: int, rows: int) -> int:
+    """How many candidates ``fit_budgets`` will measure at ``budget`` on ``rows`` rows (for bars)."""
+    return len(candidates(input_dim, budget, reducer=REDUCER, dims=tuple(dims), learned=codec_steps > 0,
+                          rows=training_rows(min(rows, CODEC_ROWS))))
 
 
 def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, codec_steps: int = 400,
@@ -68,7 +74,7 @@ def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, c
     join the criterion and anchor rank-distilled OPQ (``codecs.budget.choose``)."""
     from ..codecs.rank_pq import RankTraining
 
-    budgets = check_budgets(budgets, X.shape[1], head.dims_, learned=codec_steps > 0)
+    budgets = check_budgets(budgets, X.shape[1], head.dims_, learned=codec_steps > 0, rows=len(X))
     rows = X if len(X) <= CODEC_ROWS else X[np.sort(np.random.default_rng(seed).choice(len(X), CODEC_ROWS, replace=False))]
     out = {}
     for budget in budgets:
@@ -76,23 +82,54 @@ def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, c
         training = RankTraining(steps=codec_steps) if codec_steps else None
         choice = choose(rows, budget, reducer=REDUCER, fit_reducer=lambda _: head, dims=head.dims_, seed=seed,
                         learned=training is not None, training=training, queries=queries, on_candidate=report)
-        out[budget] = BudgetCodec(choice, choice.codec, CRITERION if queries is None else CRITERION + QUERY_CRITERION)
+        codec, choice.codec = choice.codec, None  # one home for the codec: as a loaded head has it
+        out[budget] = BudgetCodec(choice, codec, CRITERION + (QUERY_CRITERION if choice.with_queries else ""))
     return out
 
 
-def view(head, X: np.ndarray, cand: Candidate) -> np.ndarray:
-    """``X`` as ``cand``'s codec sees it: through the head at its dim, or as it is."""
-    return head.transform(X, cand.dim) if cand.reducer else np.asarray(X, dtype=np.float32)
+def id_hashes(ids: Iterable[str]) -> np.ndarray:
+    """Sorted 64-bit hashes of string ids: enough to test overlap without storing a query log."""
+    import hashlib
+
+    return np.sort(np.array([int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8).digest(), "little")
+                             for i in ids], dtype=np.uint64))
 
 
-def save_budgets(codecs: dict[int, BudgetCodec], directory: Path) -> None:
+def anchored_on(head, query_ids: Iterable[str]) -> int | None:
+    """How many of ``query_ids`` anchored ``head``'s codecs; None when its anchors' ids are unknown
+    (fitted from Python without ``anchor_ids``) and 0 when it had no anchors."""
+    if not getattr(head, "codecs_", None) or not head.anchors_:
+        return 0
+    if head.anchor_ids_ is None:
+        return None
+    return int(np.isin(id_hashes(query_ids), head.anchor_ids_).sum())
+
+
+def view(head, X, cand: Candidate) -> np.ndarray:
+    """``X`` (checked against the head's input dim) as ``cand``'s codec sees it."""
+    from ..codecs.budget import view as codec_view
+    from ..validation import check_matrix
+
+    return codec_view(cand, check_matrix("X", X, input_dim=head.input_dim_), head)
+
+
+def save_budgets(codecs: dict[int, BudgetCodec], directory: Path, *, anchors: int = 0,
+                 anchor_ids: np.ndarray | None = None) -> None:
     """``codecs.json`` and one ``codec-BUDGET.bin`` per budget, each written atomically; with no
     codecs, the directory is left with none (a head saved over one fitted with budgets)."""
     from ..data.atomic import atomic_file, write_text
 
+    for stale in directory.glob("codec-*.bin"):  # from an earlier save with other budgets
+        if int(stale.stem.split("-")[1]) not in codecs:
+            stale.unlink()
+    if anchor_ids is None:
+        (directory / ANCHORS_FILE).unlink(missing_ok=True)
     if not codecs:
         (directory / CODECS_FILE).unlink(missing_ok=True)
         return
+    if anchor_ids is not None:
+        with atomic_file(directory / ANCHORS_FILE) as tmp, open(tmp, "wb") as f:  # a path would get ".npy" appended
+            np.save(f, anchor_ids, allow_pickle=False)
     meta = {}
     for budget, bc in codecs.items():
         name = f"codec-{budget}.bin"
@@ -101,22 +138,29 @@ def save_budgets(codecs: dict[int, BudgetCodec], directory: Path) -> None:
         meta[str(budget)] = {"candidate": asdict(bc.candidate), "file": name, "code_size": int(bc.codec.code_size_),
                              "criterion": bc.criterion,
                              "recall": bc.choice.recall}
-    write_text(directory / CODECS_FILE, json.dumps({"budgets": meta}, indent=2) + "\n")
+    write_text(directory / CODECS_FILE, json.dumps({"budgets": meta, "anchor_queries": anchors,
+                                                    "anchor_ids_saved": anchor_ids is not None}, indent=2) + "\n")
 
 
-def load_budgets(directory: Path) -> dict[int, BudgetCodec]:
-    """What ``save_budgets`` wrote; nothing when the head was fitted without budgets."""
+def load_budgets(directory: Path) -> tuple[dict[int, BudgetCodec], int, np.ndarray | None]:
+    """What ``save_budgets`` wrote: the codecs, how many unlabelled queries anchored them, and
+    their id hashes (None when unknown); nothing when the head was fitted without budgets."""
     path = directory / CODECS_FILE
     if not path.is_file():
-        return {}
+        return {}, 0, None
     try:
-        meta = json.loads(path.read_text())["budgets"]
+        doc = json.loads(path.read_text())
+        meta = doc["budgets"]
+        anchors = int(doc.get("anchor_queries", 0))
+        ids = np.load(directory / ANCHORS_FILE, allow_pickle=False) if doc.get("anchor_ids_saved") else None
         out = {}
         for key, m in meta.items():
             cand = Candidate(**m["candidate"])
+            if m["file"] != f"codec-{int(key)}.bin":  # never a path out of the head directory
+                raise ValueError(f"codec file {m['file']!r} is not codec-{key}.bin")
             state = (directory / m["file"]).read_bytes()
             codec = make_codec(cand.codec, m=cand.m, bits=cand.bits).restore(state, cand.dim)
             out[int(key)] = BudgetCodec(Choice(int(key), cand, m["recall"]), codec, m.get("criterion", CRITERION))
-        return out
+        return out, anchors, ids
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # FAISS reports a bad file as RuntimeError
         raise SmecError(f"corrupt codecs in {directory}: {e}") from None

@@ -99,14 +99,15 @@ class SMEC:
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in FitConfig.field_names()}
 
-    def fit(self, X, queries=None, positives=None, *, budgets=(), anchor_queries=None,
+    def fit(self, X, queries=None, positives=None, *, budgets=(), anchor_queries=None, anchor_ids=None,
             embedder_fingerprint: str | None = None, threads: int | None = None, progress=None,
             codec_progress=None) -> "SMEC":
         """Learn the head on rows ``X`` (N, D); with ``queries`` (M, D) and ``positives`` (M,)
         (index into X of each query's relevant row, one row per pair) also learn from pairs.
         ``budgets`` (bytes per vector) then choose and fit a codec for each (``model.budgets``);
         ``anchor_queries`` (M, D), unlabelled queries such as a query log, join that choice and
-        anchor the rank-distilled codec (the head's own training does not use them yet).
+        anchor the rank-distilled codec (the head's own training does not use them yet); their
+        ``anchor_ids`` are kept as hashes, so ``eval`` can refuse a head anchored on its test queries.
 
         Run-time knobs, not model parameters (they change nothing in the result): ``threads``
         for torch (default: torch's own setting), ``progress``, called with a
@@ -115,16 +116,18 @@ class SMEC:
         """
         import torch
 
-        from .budgets import check_budgets, fit_budgets
+        from .budgets import check_budgets, fit_budgets, id_hashes
         from .train import Supervision, fit_chain
 
         X = check_matrix("X", X)
         cfg = FitConfig.from_dict(self.get_params()).checked(X.shape[1], len(X))
-        budgets = check_budgets(budgets, X.shape[1], cfg.dims, learned=cfg.codec_steps > 0)  # before training
+        budgets = check_budgets(budgets, X.shape[1], cfg.dims, learned=cfg.codec_steps > 0, rows=len(X))  # before training
         if anchor_queries is not None:
             if not budgets:
                 raise SmecError("anchor_queries are used by the codecs of budgets only: give budgets too")
             anchor_queries = check_matrix("anchor_queries", anchor_queries, input_dim=X.shape[1])
+        if anchor_ids is not None and (anchor_queries is None or len(anchor_ids) != len(anchor_queries)):
+            raise SmecError("anchor_ids name the rows of anchor_queries: give both, of the same length")
         if (queries is None) != (positives is None):
             raise SmecError("queries and positives must be given together (supervised fit) or not at all")
         sup = None
@@ -140,6 +143,8 @@ class SMEC:
             self._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), embedder_fingerprint)
             self.codecs_ = fit_budgets(self, X, budgets, seed=cfg.seed, codec_steps=cfg.codec_steps,
                                        queries=anchor_queries, on_candidate=codec_progress)
+            self.anchors_ = 0 if anchor_queries is None else len(anchor_queries)
+            self.anchor_ids_ = None if anchor_ids is None else id_hashes(anchor_ids)
         except RuntimeError as e:  # torch reports a failed allocation as RuntimeError
             if "allocate" in str(e):
                 raise MemoryError(f"out of memory fitting on {len(X):,} x {X.shape[1]} rows") from e
@@ -156,6 +161,7 @@ class SMEC:
         self.stages_state_ = raw
         self.embedder_fingerprint_ = fp
         self.codecs_ = {}
+        self.anchors_, self.anchor_ids_ = 0, None  # unlabelled queries the codecs were anchored on
 
     # ------------------------------------------------------------------ byte budgets
     @property
@@ -257,7 +263,7 @@ class SMEC:
         write_text(out / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
         from .budgets import save_budgets
 
-        save_budgets(self.codecs_, out)  # with none, removes a stale codecs.json
+        save_budgets(self.codecs_, out, anchors=self.anchors_, anchor_ids=self.anchor_ids_)  # none: removes stale files
         return out
 
     @classmethod
@@ -295,7 +301,7 @@ class SMEC:
 
         head = cls(**cfg.to_dict())
         head._set_state(cfg, input_dim, weights, raw, meta.get("embedder_fingerprint"))
-        head.codecs_ = load_budgets(src)
+        head.codecs_, head.anchors_, head.anchor_ids_ = load_budgets(src)
         return head
 
     # ------------------------------------------------------------------ integrations

@@ -8,7 +8,7 @@ import pytest
 from smec_compress.errors import SmecError
 from smec_compress.evaluation.retrieval import search
 from smec_compress.codecs import OPQ, PQ, Binary, BinaryRerank, Int8, RaBitQ, RaBitQUnrotated, make_codec
-from smec_compress.codecs.rabitq import code_size, widest_dim
+from smec_compress.codecs.rabitq import code_size
 
 from ..conftest import unit_rows
 
@@ -90,13 +90,6 @@ def test_rabitq_rotation_follows_the_seed(data):
     docs, _ = data
     assert np.array_equal(RaBitQ(1, seed=3).fit(docs).encode(docs), RaBitQ(1, seed=3).fit(docs).encode(docs))
     assert not np.array_equal(RaBitQ(1, seed=3).fit(docs).encode(docs), RaBitQ(1, seed=4).fit(docs).encode(docs))
-
-
-def test_widest_dim_is_the_largest_that_fits():
-    assert widest_dim(16, 1, 384) == 64 and widest_dim(64, 1, 384) == 384 and widest_dim(64, 2, 384) == 176
-    assert widest_dim(8, 1, 384) is None  # the 8 bytes of factors alone fill it
-    assert all(code_size(widest_dim(b, bits, 384), bits) <= b < code_size(widest_dim(b, bits, 384) + 8, bits)
-               for b in (16, 32, 48) for bits in (1, 2, 4) if widest_dim(b, bits, 384) not in (None, 384))
 
 
 def test_bad_parameters_are_refused(data):

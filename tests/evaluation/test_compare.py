@@ -126,3 +126,15 @@ def test_a_heads_own_budget_codecs_get_rows_scored_through_its_encode_and_search
     for row, budget in zip(rows[1:], (4, 8)):
         codes = head.encode(corpus.vectors, budget=budget)
         assert row.bytes_per_vector == codes.shape[1] <= budget and row.ndcg10 > 0.2  # chance: ~0.01
+
+
+def test_a_head_anchored_on_the_judged_queries_is_refused(toy):
+    from smec_compress import SMEC
+    from smec_compress.evaluation.run import check_head
+
+    corpus, queries, qrels = toy
+    head = SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0, codec_steps=2).fit(
+        corpus.vectors, budgets=(8,), anchor_queries=queries.vectors, anchor_ids=queries.ids)
+    with pytest.raises(SmecError, match="anchored on 40 of the judged queries"):
+        check_head(head, corpus, [8], judged=qrels)
+    assert check_head(head, corpus, [8], judged={"other": {}}) == []

@@ -34,9 +34,13 @@ def head_and_rows():
 
 
 @pytest.mark.parametrize("budget", [4, 5, 8, 16])
-def test_the_exported_index_takes_raw_vectors_and_searches_as_the_head(head_and_rows, budget):
+@pytest.mark.parametrize("reload", [True, False], ids=["read back", "in process"])
+def test_the_exported_index_takes_raw_vectors_and_searches_as_the_head(head_and_rows, budget, reload):
     head, x = head_and_rows
-    index = faiss.deserialize_index(faiss.serialize_index(budget_index(head, budget)))  # as another process reads it
+    x = x * np.linspace(0.5, 2.0, len(x), dtype=np.float32)[:, None]  # raw rows need not be unit
+    index = budget_index(head, budget)
+    if reload:  # as another process reads it
+        index = faiss.deserialize_index(faiss.serialize_index(index))
     assert index.d == 32
     index.add(x)
     got, want = index.search(x[:40], 10), head.search(head.encode(x, budget=budget), x[:40], 10, budget=budget)

@@ -117,3 +117,21 @@ def test_unlabelled_queries_need_budgets_and_are_recorded_in_the_criterion(tmp_p
     assert "unlabelled queries" in head.codecs_[8].criterion
     head.save(tmp_path)
     assert "unlabelled queries" in SMEC.load(tmp_path).codecs_[8].criterion
+
+
+def test_anchor_ids_are_kept_as_hashes_so_overlap_with_judged_queries_is_found(tmp_path):
+    from smec_compress.model.budgets import anchored_on
+
+    x = clustered(n=600, d=32, clusters=12)
+    queries = clustered(n=50, d=32, clusters=12, seed=1)
+    ids = [f"q{i}" for i in range(50)]
+    head = SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0, codec_steps=2).fit(
+        x, budgets=(8,), anchor_queries=queries, anchor_ids=ids)
+    head.save(tmp_path)
+    back = SMEC.load(tmp_path)
+    assert back.anchors_ == 50 and anchored_on(back, ["q3", "q7", "test-1"]) == 2 and anchored_on(back, ["t"]) == 0
+    blind = SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0, codec_steps=2).fit(
+        x, budgets=(8,), anchor_queries=queries)
+    assert anchored_on(blind, ["q3"]) is None  # ids unknown: eval warns instead
+    with pytest.raises(SmecError, match="same length"):
+        SMEC(dims=(8,), epochs_per_stage=1).fit(x, budgets=(8,), anchor_queries=queries, anchor_ids=ids[:3])
