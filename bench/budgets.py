@@ -52,7 +52,7 @@ DATASETS = {
 OURS = "rank-opq"
 HEAD = "fit --budgets"  # the codec a default SMEC fit with --budgets chose, per budget
 HEAD_Q = "fit --budgets --queries"  # the same, with the training queries (no qrels) as anchors
-YARDSTICK = ("opq", "rabitq", "rabitq-unrotated", "binary-rerank")
+YARDSTICK = ("opq", "rabitq", "rabitq-unrotated", "binary-rerank", "csr")
 RANDOM = frozenset({"opq", "rank-opq", "rabitq"})
 
 

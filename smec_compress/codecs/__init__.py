@@ -15,6 +15,8 @@ FAISS would serve them from:
 - ``RaBitQ``: random rotation, then ``bits`` per dimension plus per-vector correction factors
   (``IndexRaBitQ``): ``bits * dim / 8`` bytes plus 8 (1 bit) or 20 (2-4 bits);
   ``RaBitQUnrotated`` is FAISS' plain "RaBitQ" without the rotation.
+- ``TopKSparse`` ("csr"): the ``m`` largest latents of a TopK sparse autoencoder, 2-byte index and
+  2-byte value each: ``4 m`` bytes (CSR, ICML 2025).
 - ``RankOPQ``: OPQ whose rotation and codebooks are then fine-tuned by distilling the full-dim
   ranking (corpus rows as queries): ``m`` bytes, exported as the same FAISS index type as OPQ.
 - ``PQ``: product quantisation with ``m`` sub-quantisers of 256 centroids (``IndexPQ``), asymmetric
@@ -32,21 +34,23 @@ from .pq import OPQ, PQ
 from .rabitq import RaBitQ, RaBitQUnrotated
 from .rank_pq import RankOPQ
 from .scalar import Int8
+from .sparse import TopKSparse
 
-__all__ = ["CODECS", "OPQ", "PQ", "Binary", "BinaryRerank", "Codec", "Int8", "RaBitQ", "RaBitQUnrotated", "RankOPQ", "make_codec"]
+__all__ = ["CODECS", "OPQ", "PQ", "Binary", "BinaryRerank", "Codec", "Int8", "RaBitQ", "RaBitQUnrotated", "RankOPQ", "TopKSparse", "make_codec"]
 
 
 # Codecs by name: a new codec (a learned one) is one more entry. PQ/OPQ need ``m`` (the number of
 # sub-quantisers = bytes per vector), RaBitQ takes ``bits`` per dimension (default 1).
 CODECS: dict[str, type] = {"int8": Int8, "binary": Binary, "binary-rerank": BinaryRerank, "pq": PQ, "opq": OPQ,
-                           "rabitq": RaBitQ, "rabitq-unrotated": RaBitQUnrotated, "rank-opq": RankOPQ}
-NEEDS_M = frozenset({"pq", "opq", "rank-opq"})
+                           "rabitq": RaBitQ, "rabitq-unrotated": RaBitQUnrotated, "rank-opq": RankOPQ,
+                           "csr": TopKSparse}
+NEEDS_M = frozenset({"pq", "opq", "rank-opq", "csr"})  # csr: m = its non-zeros per vector (4 bytes each)
 TAKES_BITS = frozenset({"rabitq", "rabitq-unrotated"})
 
 
 def make_codec(name: str, *, m: int | None = None, bits: int | None = None, seed: int = 0) -> Codec:
-    """A codec by name (a key of ``CODECS``); PQ and OPQ need ``m`` (bytes per vector), RaBitQ
-    takes ``bits`` per dimension. A parameter the codec does not take is an error, not ignored."""
+    """A codec by name (a key of ``CODECS``); PQ and OPQ need ``m`` (bytes per vector), CSR ``m``
+    non-zeros, RaBitQ takes ``bits`` per dimension. A parameter the codec does not take is an error, not ignored."""
     if name not in CODECS:
         raise SmecError(f"unknown codec {name!r}; choose {', '.join(CODECS)}")
     if m is not None and name not in NEEDS_M:

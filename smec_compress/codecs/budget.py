@@ -23,12 +23,13 @@ from .rabitq import BITS as RABITQ_BITS
 from .rabitq import code_size
 from .pq import KSUB
 from .rank_pq import RankOPQ, RankTraining
+from .sparse import BYTES_PER_LATENT
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A codec at a budget: ``codec`` on the first ``dim`` dims of ``reducer``'s output (None: on
-    the vectors as they are), with PQ's ``m`` or RaBitQ's ``bits``."""
+    the vectors as they are), with ``m`` (PQ's sub-quantisers, CSR's non-zeros) or RaBitQ's ``bits``."""
 
     codec: str
     dim: int
@@ -85,7 +86,8 @@ def candidates(input_dim: int, budget: int, *, reducer: str | None = None, dims:
     output at ``dims`` (its served dims; "pca": any multiple of 8 below the input dim).
 
     On the full vectors: OPQ (and, if ``learned``, rank-distilled OPQ) at ``m`` = budget when it
-    divides the dim, and the codecs of ``_on_vectors`` where the whole vector fits; a codec that
+    divides the dim, the CSR sparse code at ``budget / 4`` non-zeros, and the codecs of
+    ``_on_vectors`` where the whole vector fits; a codec that
     fits the whole vector is not tried on fewer dims. With fewer than 256 training ``rows``, PQ's
     k-means cannot run and OPQ is left out.
     """
@@ -96,6 +98,8 @@ def candidates(input_dim: int, budget: int, *, reducer: str | None = None, dims:
     if input_dim % budget == 0:
         out += [Candidate("opq", input_dim, None, m=budget)]
         out += [Candidate("rank-opq", input_dim, None, m=budget)] if learned else []
+    if budget % BYTES_PER_LATENT == 0:
+        out.append(Candidate("csr", input_dim, None, m=budget // BYTES_PER_LATENT))
     out += [c for c in _on_vectors([input_dim], budget, None) if c.codec != "opq"]
     if reducer is not None:
         whole = {(c.codec, c.bits) for c in out}

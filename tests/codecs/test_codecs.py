@@ -109,3 +109,24 @@ def test_bad_parameters_are_refused(data):
     with pytest.raises(SmecError, match="pq takes no bits"):
         make_codec("pq", m=4, bits=2)
     assert make_codec("rabitq", bits=2).bits == 2 and make_codec("rabitq").bits == 1
+
+
+def test_csr_stores_k_latents_in_4k_bytes_and_searches_what_it_stores(data):
+    from smec_compress.codecs import TopKSparse
+
+    docs, queries = data
+    codec = TopKSparse(4, epochs=5).fit(docs)
+    codes = codec.encode(docs)
+    assert codes.shape == (len(docs), 16) and codec.code_size_ == 16
+    idx = codes[:, :8].copy().view("<u2").astype(int)
+    vals = codes[:, 8:].copy().view(np.float16).astype(np.float32)
+    dense = np.zeros((len(docs), codec.latents_), np.float32)
+    np.put_along_axis(dense, idx, vals, 1)
+    scores, ids = codec.search(codes, queries, 5)
+    assert np.allclose(scores, np.take_along_axis(codec.latent(queries) @ dense.T, ids, 1), atol=1e-4)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    latents = codec.latent(docs)
+    assert (np.sort(latents, 1)[:, -4:] >= 0).all() and np.allclose(np.sort(vals, 1), np.sort(latents, 1)[:, -4:], atol=1e-2)
+    back = TopKSparse(1).restore(codec.state(), 32)
+    assert np.array_equal(back.encode(docs), codes)
+    assert _top1_agreement(TopKSparse(8, epochs=5), docs, queries) > _top1_agreement(TopKSparse(1, epochs=5), docs, queries)
