@@ -39,7 +39,7 @@ def evaluate(
     from ..data.beir import is_beir_dir
     from ..evaluation.cache import default_cache_dir
     from ..evaluation.evalset import check_source, load_evalset
-    from ..evaluation.report import best_within, budget_cells, budget_header, header, row_cells, write_report
+    from ..evaluation.report import best_within, budget_cells, budget_header, header, row_cells, short, write_report
     from ..evaluation.run import check_head, run_comparison
     from ..model.head import SMEC
 
@@ -85,14 +85,17 @@ def evaluate(
     if result.heldout is not None:
         title += f", {len(result.heldout)} held out from training qrels"
     table = Table(title=title)
-    for name in header(result.rows):
-        table.add_column(name, justify="left" if name == "method" else "right")
+    for name in short(header(result.rows)):
+        method = name == "method"  # long names (pca+rabitq-unrotated-2bit) wrap instead of being cut off
+        table.add_column(name, justify="left" if method else "right", overflow="fold" if method else "ellipsis")
     for row in result.rows:
         table.add_row(*row_cells(row, heldout=result.heldout is not None))
     out.print(table)
-    best = Table(title="best within each byte budget")
-    for name in budget_header(result.rows):
-        best.add_column(name, justify="left" if name.startswith("best") else "right")
+    ranked_by = budget_header(result.rows)[4]
+    best = Table(title=f"best within each byte budget (by {ranked_by})")
+    for name in short(budget_header(result.rows)):
+        method = name == "best method"
+        best.add_column(name, justify="left" if method else "right", overflow="fold" if method else "ellipsis")
     for budget, row in best_within(result.rows, target_budgets):
         best.add_row(*budget_cells(budget, row, result.rows))
     out.print(best)

@@ -12,6 +12,14 @@ from .compare import Row
 
 HEADER = ("method", "dim", "bytes/vector", "compression", "nDCG@10", "Recall@100", "% of full")
 HELDOUT_HEADER = "nDCG@10 held-out"
+# The same columns named to fit an 80-column terminal (the files keep the long names).
+SHORT = {"bytes/vector": "bytes", "compression": "ratio", "Recall@100": "R@100", "% of full": "% full",
+         HELDOUT_HEADER: "held-out", "bytes/vector <=": "budget", "nDCG@10 all queries": "all queries"}
+
+
+def short(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """Terminal names of ``columns``: "best method (by X)" becomes "best method"."""
+    return tuple("best method" if c.startswith("best method") else SHORT.get(c, c) for c in columns)
 
 
 def label(row: Row) -> str:

@@ -103,3 +103,14 @@ def test_a_bad_budget_is_one_line_and_exit_2(monkeypatch, capsys):
     for budgets, message in (("0", "at least 1"), ("16,x", "comma-separated integers"), ("", "--budgets is empty")):
         code, out, err = run(monkeypatch, capsys, "eval", SAMPLE_EMBEDDINGS, "--qrels", QRELS, "--dims", "16", "--budgets", budgets)
         assert code == 2 and message in err and "Traceback" not in err + out
+
+
+def test_the_tables_fit_80_columns_with_whole_method_names(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["smec-compress", "eval", str(SAMPLE_EMBEDDINGS), "--qrels", str(QRELS),
+                                      "--dims", "16", "--budgets", "16", "--no-adaptor"])
+    monkeypatch.setattr(common.out, "width", 80)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr().out
+    assert (exc.value.code or 0) == 0 and "pca+rabitq-unrotated-1bit" in out and "best method" in out
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
