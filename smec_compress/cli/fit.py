@@ -75,7 +75,7 @@ def fit(
     Corpora larger than the sample are sampled uniformly in one streaming pass; the sample is at
     most --sample-rows rows and as many as fit the memory budget at this input dimension. With
     --qrels the judged documents are always kept in the sample. With --budgets, a codec per byte
-    budget is chosen and saved too (on up to 100,000 of the sampled rows); --queries without
+    budget is chosen and saved too (on up to 100,000 sampled rows, fewer above 655 d); --queries without
     --qrels anchor those codecs on your queries. Only training queries belong there: queries you
     evaluate on would leak into the codecs.
     """

@@ -25,6 +25,13 @@ from ..errors import SmecError
 CODECS_FILE = "codecs.json"
 ANCHORS_FILE = "anchor-ids.npy"  # 64-bit hashes of the unlabelled queries' ids, so eval can refuse leakage
 CODEC_ROWS = 100_000  # rows the choice and the codecs train on: k-means and OPQ need no more
+CODEC_SAMPLE_BYTES = 2**28  # ... and no more than 256 MiB of them: the choice holds a few copies, and at
+# 4,096 d the fit's own sample already fills most of the memory budget (16,384 rows there)
+
+
+def codec_rows(n: int, input_dim: int) -> int:
+    """Rows the codec phase uses of an ``n``-row sample at ``input_dim``."""
+    return min(n, CODEC_ROWS, max(1024, CODEC_SAMPLE_BYTES // (4 * input_dim)))
 REDUCER = "smec"  # how a head's own dims are named among the candidates
 CRITERION = "recall@10 of held-back corpus rows' full-dim neighbours"
 QUERY_CRITERION = ", averaged with the same for held-back unlabelled queries"
@@ -53,7 +60,7 @@ def check_budgets(budgets: Iterable[int], input_dim: int, dims: Iterable[int], *
         if not (isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 1 <= b <= 4 * input_dim):
             raise SmecError(f"budget {b!r} must be a whole number of bytes in 1..{4 * input_dim} "
                             f"({4 * input_dim} = the float32 vector itself)")
-        train = None if rows is None else training_rows(min(rows, CODEC_ROWS))
+        train = None if rows is None else training_rows(codec_rows(rows, input_dim))
         if not candidates(input_dim, int(b), reducer=REDUCER, dims=tuple(dims), learned=learned, rows=train):
             raise SmecError(f"no codec stores a {input_dim}-d vector (or its head dims {list(dims)}) in {b} bytes"
                             + ("" if rows is None else f" from {rows:,} rows"))
@@ -63,19 +70,20 @@ def check_budgets(budgets: Iterable[int], input_dim: int, dims: Iterable[int], *
 def candidate_count(input_dim: int, budget: int, dims: Iterable[int], *, codec_steps: int, rows: int) -> int:
     """How many candidates ``fit_budgets`` will measure at ``budget`` on ``rows`` rows (for bars)."""
     return len(candidates(input_dim, budget, reducer=REDUCER, dims=tuple(dims), learned=codec_steps > 0,
-                          rows=training_rows(min(rows, CODEC_ROWS))))
+                          rows=training_rows(codec_rows(rows, input_dim))))
 
 
 def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, codec_steps: int = 400,
                 queries: np.ndarray | None = None,
                 on_candidate: Callable[[int, Candidate, float], None] | None = None) -> dict[int, BudgetCodec]:
-    """Choose and fit a codec per budget for ``head`` on (up to ``CODEC_ROWS`` of) the rows ``X``;
+    """Choose and fit a codec per budget for ``head`` on (``codec_rows`` of) the rows ``X``;
     rank-distilled OPQ trains ``codec_steps`` steps (0: not a candidate). Unlabelled ``queries``
     join the criterion and anchor rank-distilled OPQ (``codecs.budget.choose``)."""
     from ..codecs.rank_pq import RankTraining
 
     budgets = check_budgets(budgets, X.shape[1], head.dims_, learned=codec_steps > 0, rows=len(X))
-    rows = X if len(X) <= CODEC_ROWS else X[np.sort(np.random.default_rng(seed).choice(len(X), CODEC_ROWS, replace=False))]
+    n = codec_rows(len(X), X.shape[1])
+    rows = X if len(X) == n else X[np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))]
     out = {}
     for budget in budgets:
         report = (lambda c, r, b=budget: on_candidate(b, c, r)) if on_candidate else None

@@ -135,3 +135,10 @@ def test_anchor_ids_are_kept_as_hashes_so_overlap_with_judged_queries_is_found(t
     assert anchored_on(blind, ["q3"]) is None  # ids unknown: eval warns instead
     with pytest.raises(SmecError, match="same length"):
         SMEC(dims=(8,), epochs_per_stage=1).fit(x, budgets=(8,), anchor_queries=queries, anchor_ids=ids[:3])
+
+
+def test_the_codec_phase_sample_shrinks_with_the_input_dim():
+    from smec_compress.model.budgets import codec_rows
+
+    assert codec_rows(5_000, 384) == 5_000 and codec_rows(1_000_000, 384) == 100_000
+    assert codec_rows(1_000_000, 4096) == 16_384 and 4 * 4096 * codec_rows(10**6, 4096) <= 2**28
