@@ -47,7 +47,8 @@ class FitConfig:
     supervised_negative_pool: int = 30  # draw the hard negatives at random from this many nearest (0: the nearest)
     supervised_batch_size: int = 256
     # steps of rank-distilled OPQ among the codec candidates of fit(budgets=...); 0 leaves it out.
-    # 400 at lr 1e-4: +0.01-0.02 nDCG@10 over OPQ on SciFact, +-0.003 on NFCorpus and CISI (bench/budgets.py)
+    # 400 at lr 1e-4 (codecs.rank_pq.RankTraining): +0.01-0.02 nDCG@10 over OPQ on SciFact, -0.008..+0.001 on
+    # NFCorpus and CISI anchored on corpus rows; anchored on training queries +0.01-0.03 (bench/budgets.py)
     codec_steps: int = 400
     seed: int = 0
 
