@@ -142,3 +142,11 @@ def test_the_codec_phase_sample_shrinks_with_the_input_dim():
 
     assert codec_rows(5_000, 384) == 5_000 and codec_rows(1_000_000, 384) == 100_000
     assert codec_rows(1_000_000, 4096) == 16_384 and 4 * 4096 * codec_rows(10**6, 4096) <= 2**28
+
+
+def test_a_budget_no_codec_can_meet_is_refused_naming_it():
+    from smec_compress.model.budgets import check_budgets
+
+    with pytest.raises(SmecError, match="no codec stores a 36-d vector .* in 1 bytes from 100 rows"):
+        check_budgets((1,), 36, (20, 12), rows=100)  # OPQ needs 256 rows; 8 sign bits need 8 dims
+    assert check_budgets((1,), 36, (20, 12), rows=5_000) == (1,)  # OPQ at m = 1 can
