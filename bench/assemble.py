@@ -18,8 +18,9 @@ HEADER = """# Benchmarks
 
 Every section below is written by a script in `bench/` (its command, machine and date are in the
 section) and joined here by `python bench/assemble.py`. Regenerate a section by re-running its
-script. Quality numbers: BEIR SciFact test split from `../shared/data/scifact`, all-MiniLM-L6-v2
-(384 d), exact inner-product search, nDCG@10 from trec_eval (pytrec_eval).
+script. Quality numbers, unless a section says otherwise: BEIR SciFact test split from
+`../shared/data/scifact`, all-MiniLM-L6-v2 (384 d), exact inner-product search, nDCG@10 from
+trec_eval (pytrec_eval).
 """
 
 

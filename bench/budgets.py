@@ -245,6 +245,11 @@ def render(results: dict) -> str:
                      for h in (cell["head"], cell["head_q"])]
             lines.append(f"| {dataset} | {budget} | {fmt(opq)} | {y[0]} {y[1]} d, {y[2]} B | {fmt(y)} | {fmt(ours)} | "
                          + " | ".join(c for h in heads for c in h) + " |")
+    done = {(c["dataset"], c["method"]) for c in results["cells"].values()}
+    missing = [d for d in results["datasets"] if (d, HEAD) not in done]
+    if missing:
+        lines += ["", f"Not measured yet (the run was stopped; re-running the command resumes): the heads on "
+                  f"{', '.join(missing)}; datasets without rows above have no cells at all."]
     if results.get("exports"):
         gaps = [abs(e["eval"] - e["fresh_faiss"]) for e in results["exports"].values()]
         lines += ["", f"Exported with `index --head H --budget B`, read by `faiss.read_index` in a fresh process and "
