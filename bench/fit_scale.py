@@ -65,15 +65,10 @@ def clustered(rows: int, dim: int, seed: int = 0, batch: int = 65_536):
 
 def neighbour_recall(database: np.ndarray, queries: np.ndarray, transform, k: int = 10) -> float:
     """Mean share of each query's full-dim top-k in ``database`` that the compressed top-k keeps."""
-    import faiss
+    from smec_compress.codecs.base import exact_search
+    from smec_compress.codecs.budget import neighbour_recall as kept
 
-    def top(db, q):
-        index = faiss.IndexFlatIP(db.shape[1])
-        index.add(np.ascontiguousarray(db))
-        return index.search(np.ascontiguousarray(q), k)[1]
-
-    full, comp = top(database, queries), top(transform(database), transform(queries))
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(full, comp)]))
+    return kept(exact_search(transform(database), transform(queries), k)[1], exact_search(database, queries, k)[1])
 
 
 def save(results: dict) -> None:

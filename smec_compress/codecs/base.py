@@ -30,6 +30,14 @@ def f32(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def exact_search(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by inner product (``IndexFlatIP``): ``(scores, indices)``, each ``(n_queries, k)``.
+    The one flat search: float rows in ``eval``, the truth of the codec choice, the benches."""
+    index = faiss.IndexFlatIP(docs.shape[1])
+    index.add(f32(docs))
+    return index.search(f32(queries), min(k, len(docs)))
+
+
 class FaissCodec:
     """A codec backed by a trainable FAISS index whose ``sa_encode`` codes we keep.
 

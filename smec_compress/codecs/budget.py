@@ -21,6 +21,7 @@ from ..normalize import l2_normalize
 from ..validation import check_int
 from .rabitq import BITS as RABITQ_BITS
 from .rabitq import code_size
+from .base import exact_search
 from .pq import KSUB
 from .rank_pq import RankOPQ, RankTraining
 from .sparse import BYTES_PER_LATENT
@@ -127,17 +128,6 @@ class Reducer(Protocol):
     def transform(self, X: np.ndarray, dim: int) -> np.ndarray: ...
 
 
-def _top(db: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-``k`` ids by inner product."""
-    import faiss
-
-    from .base import f32
-
-    index = faiss.IndexFlatIP(db.shape[1])
-    index.add(f32(db))
-    return index.search(f32(queries), k)[1]
-
-
 def neighbour_recall(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each row of ``truth`` (top-k ids) that ``found`` keeps."""
     k = truth.shape[1]
@@ -198,7 +188,7 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
         q_held = max(1, min(held_back, len(queries) // 5))
         probes.append(queries[q_order[:q_held]])
         anchors = queries[q_order[q_held:]]
-    truths = [_top(train, p, k) for p in probes]
+    truths = [exact_search(train, p, k)[1] for p in probes]
     fitted = fit_reducer(train) if fit_reducer else None
     pool = candidates(X.shape[1], budget, reducer=reducer, dims=dims, learned=learned, rows=len(train))
     if not pool:

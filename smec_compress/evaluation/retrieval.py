@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 import pytrec_eval
 
+from ..codecs.base import exact_search
 from ..data.beir import Qrels
 
 Run = dict[str, dict[str, float]]
@@ -30,9 +30,7 @@ class QuerySelection:
 
 def search(doc_vectors: np.ndarray, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product: ``(scores, indices)``, each ``(n_queries, k)``."""
-    index = faiss.IndexFlatIP(doc_vectors.shape[1])
-    index.add(np.ascontiguousarray(doc_vectors, dtype=np.float32))
-    return index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), min(k, len(doc_vectors)))
+    return exact_search(doc_vectors, query_vectors, k)
 
 
 def to_run(query_ids: list[str], doc_ids: list[str], scores: np.ndarray, indices: np.ndarray) -> Run:
