@@ -16,7 +16,9 @@ picked with the test labels (which flatters it); the head's choice is compared a
 Datasets: MiniLM (the bundled model) on ../shared/data/{scifact,nfcorpus,cisi} through the
 embedding cache, and SciFact embedded with all-mpnet-base-v2 (../shared/embeddings). Each cell is
 saved to bench/results/budgets.json as it finishes and skipped on a re-run, so a run can span
-sessions; bench/results/budgets.md is the BENCHMARKS section. One torch and one FAISS thread.
+sessions; bench/results/budgets.md is the BENCHMARKS section. ``--threads`` torch and FAISS
+threads (default 1). For the first seed, each head's best blind candidate per quantiser family is
+also scored against its in-loop twin (the ablation table).
 """
 
 from __future__ import annotations
@@ -109,14 +111,16 @@ def run_head(name: str, data, seed: int, args, results: dict, anchors=None) -> N
     k = f"{name}|{label}|{seed}"
     if all(f"{k}|{b}" in results["cells"] for b in args.budgets):
         return
-    folder = args.heads / f"{name}-{seed}{'' if anchors is None else '-queries'}"
+    folder = head_folder(args, name, seed, anchors is not None)
     start = time.perf_counter()
     if (folder / "codecs.json").is_file():
         head, seconds = SMEC.load(folder), None
     else:
-        head = SMEC(seed=seed).fit(data.corpus.vectors, budgets=args.budgets, anchor_queries=anchors, threads=1)
+        head = SMEC(seed=seed).fit(data.corpus.vectors, budgets=args.budgets, anchor_queries=anchors, threads=args.threads)
         seconds = time.perf_counter() - start
         head.save(folder)
+    if seed == args.seeds[0]:
+        run_ablation(name, data, seed, head, label, results, anchors)
     chosen = {b: bc.candidate for b, bc in head.codecs_.items()}
     methods = [m for m in plan(data.corpus.dim, [min(args.budgets)], ["smec"], head_codecs={"smec": chosen}) if m.budget]
     for method, row in zip(methods, compare(data.corpus, data.queries, data.qrels, methods, {"smec": head})):
@@ -126,6 +130,42 @@ def run_head(name: str, data, seed: int, args, results: dict, anchors=None) -> N
             "criterion": head.codecs_[method.budget].choice.recall, "fit_seconds": seconds}
         print(k, method.budget, chosen[method.budget].key, f"{row.ndcg10:.4f}", flush=True)
     save(results)
+
+
+def head_folder(args, name: str, seed: int, queries: bool) -> Path:
+    """Where a bench head is kept; ``v2``: fitted with the in-loop candidates (heads from before are not reused)."""
+    return args.heads / f"v2-{name}-{seed}{'-queries' if queries else ''}"
+
+
+def run_ablation(name: str, data, seed: int, head, label: str, results: dict, anchors) -> None:
+    """Quantisation in the loop against the same head quantised blind: per budget and family, the
+    head's best blind candidate by its criterion and its in-loop twin, each fitted on the whole
+    corpus (anchored on ``anchors`` as the fit was) and scored on the test queries."""
+    from smec_compress.codecs.budget import best_per_family, candidates, fit_candidate, in_loop, view
+    from smec_compress.evaluation.retrieval import score_run, select_queries, to_run
+
+    sel = select_queries(list(data.queries.ids), data.qrels).query_ids
+    pos = {q: i for i, q in enumerate(data.queries.ids)}
+    queries = data.queries.vectors[[pos[q] for q in sel]]
+    X = data.corpus.vectors
+    for budget, bc in head.codecs_.items():
+        pool = candidates(X.shape[1], budget, reducer="smec", dims=head.dims_, rows=len(X))
+        for blind in best_per_family(pool, bc.choice.recall):
+            k = f"ablation|{name}|{label}|{seed}|{budget}|{blind.codec}"
+            if k in results["cells"]:
+                continue
+            cell = {"dataset": name, "method": "ablation", "head": label, "seed": seed, "budget": budget,
+                    "family": blind.codec}
+            for cand, side in ((blind, "blind"), (in_loop(blind), "in_loop")):
+                codec = fit_candidate(cand, X, head, seed=seed, queries=anchors)
+                codes = codec.encode(view(cand, X, head))
+                s, i = codec.search(codes, view(cand, queries, head), 100)
+                cell[side] = score_run(to_run(sel, data.corpus.ids, s, i), data.qrels)["ndcg@10"]
+                cell[f"{side}_key"], cell[f"{side}_criterion"] = cand.key, bc.choice.recall.get(in_loop(blind).key if side == "in_loop" else blind.key)
+                cell["bytes"] = int(codes.shape[1])
+            results["cells"][k] = cell
+            save(results)
+            print(k, f"blind {cell['blind']:.4f} in-loop {cell['in_loop']:.4f}", flush=True)
 
 
 FRESH = """
@@ -158,7 +198,7 @@ def check_exports(name: str, args, results: dict) -> None:
     sel = select_queries(list(data.queries.ids), data.qrels).query_ids
     pos = {q: i for i, q in enumerate(data.queries.ids)}
     for label, suffix in ((HEAD, ""), (HEAD_Q, "-queries")):
-        folder = args.heads / f"{name}-{args.seeds[0]}{suffix}"
+        folder = head_folder(args, name, args.seeds[0], bool(suffix))
         if not (folder / "codecs.json").is_file():
             continue
         head = SMEC.load(folder)
@@ -189,6 +229,8 @@ def summary(cells: list[dict], budgets: list[int]) -> dict:
     by = {}
     heads: dict = {}
     for c in cells:
+        if c["method"] == "ablation":
+            continue
         if c["method"] in (HEAD, HEAD_Q):
             heads.setdefault((c["dataset"], c["method"], c["budget"]), []).append(c)
             continue
@@ -218,15 +260,16 @@ def render(results: dict) -> str:
     m = results["machine"]
     budgets = results["budgets"]
     lines = ["## Quality per byte budget: the quantisers users pick, and ours", "",
-             f"`{m['command']}` ({m['date']}, {m['arch']}, {m['nproc']} CPUs; one torch and one FAISS thread; "
-             "other benchmarks ran on the same cores, so no times are reported).", "",
+             f"`{m['command']}` ({m['date']}, {m['arch']}, {m['nproc']} CPUs; "
+             "other work ran on the same cores, so no times are reported).", "",
              "nDCG@10 on each dataset's test queries; bytes are stored bytes per vector, RaBitQ's correction factors "
              "included. Yardstick: the best of OPQ (full vectors, m = budget), RaBitQ over PCA (rotated or not, 1-4 "
              "bits, widest dim that fits) and PCA sign bits re-ranked against the float query, chosen per budget "
              "with the test labels. Ours: `rank-opq`, OPQ whose rotation and codebooks are then rank-distilled on "
              "corpus rows (no labels). `fit --budgets`: the codec a default SMEC fit with `--budgets 16,32,48,64` "
              "chose for that budget by its label-free criterion (recall of held-back corpus rows' neighbours) "
-             "among OPQ, rank-opq, RaBitQ, re-ranked sign bits and int8, on the full vectors or a head dim. "
+             "among OPQ, rank-opq, RaBitQ, re-ranked sign bits, int8 and int4 on the full vectors or a head dim, "
+             "and the best head candidate of each of int8, int4, sign bits and OPQ trained in the loop (`qat-*`). "
              "`--queries`: the same fit given the training queries without their qrels (anchors of rank-opq, and "
              "half of the criterion); CISI has no training queries. "
              "Random methods are means over the seeds in brackets.", "",
@@ -245,6 +288,7 @@ def render(results: dict) -> str:
                      for h in (cell["head"], cell["head_q"])]
             lines.append(f"| {dataset} | {budget} | {fmt(opq)} | {y[0]} {y[1]} d, {y[2]} B | {fmt(y)} | {fmt(ours)} | "
                          + " | ".join(c for h in heads for c in h) + " |")
+    lines += ablation_table(results)
     done = {(c["dataset"], c["method"]) for c in results["cells"].values()}
     missing = [d for d in results["datasets"] if (d, HEAD) not in done]
     if missing:
@@ -259,6 +303,31 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ablation_table(results: dict) -> list[str]:
+    """Quantisation in the loop against blind stacking, per dataset, head, budget and family."""
+    cells = [c for c in results["cells"].values() if c["method"] == "ablation"]
+    if not cells:
+        return []
+    lines = ["", "### Quantisation in the loop against the same head quantised blind", "",
+             f"Seed {cells[0]['seed']}: per budget and quantiser family, the head's best blind candidate by the "
+             "fit's criterion (the head's float output at that dim, then the quantiser fitted to it) and the same "
+             "pair trained in the loop (`qat-*`: map, ranges / rotation + codebooks trained by rank distillation "
+             "through the quantiser, codecs/qat.py), both fitted on the whole corpus, anchored as the fit was; "
+             "nDCG@10 on the test queries, and each one's criterion value in the fit.", "",
+             "| dataset | head | bytes | family | blind (criterion) | in the loop (criterion) | gain |",
+             "|---|---|---:|---|---:|---:|---:|"]
+    gains = []
+    for c in sorted(cells, key=lambda c: (results["datasets"].index(c["dataset"]), c["head"], c["budget"], c["family"])):
+        crit = lambda v: "" if v is None else f" ({v:.3f})"  # noqa: E731
+        gains.append(c["in_loop"] - c["blind"])
+        lines.append(f"| {c['dataset']} | {c['head']} | {c['budget']} | {c['blind_key']} | {c['blind']:.4f}"
+                     f"{crit(c['blind_criterion'])} | {c['in_loop']:.4f}{crit(c['in_loop_criterion'])} | "
+                     f"{gains[-1]:+.4f} |")
+    lines += ["", f"In the loop beats blind in {sum(g > 0.0005 for g in gains)} of {len(gains)} pairs, ties "
+              f"(within 0.0005) in {sum(abs(g) <= 0.0005 for g in gains)}; mean gain {np.mean(gains):+.4f}."]
+    return lines
+
+
 def save(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text(RESULTS / "budgets.json", json.dumps(results, indent=2) + "\n")
@@ -271,6 +340,7 @@ def main() -> None:
     ap.add_argument("--budgets", nargs="+", type=int, default=[16, 32, 48, 64])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--heads", type=Path, default=default_cache_dir() / "bench-budgets", help="fitted heads, reused")
+    ap.add_argument("--threads", type=int, default=1, help="torch and FAISS threads (1: leaves a core to other work)")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--check-exports", action="store_true", help="only check the saved heads' exported indexes")
     args = ap.parse_args()
@@ -287,8 +357,8 @@ def main() -> None:
         import faiss
         import torch
 
-        torch.set_num_threads(1)
-        faiss.omp_set_num_threads(1)
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
         for name in args.datasets:
             run_dataset(name, args, results)
     save(results)

@@ -46,8 +46,9 @@ class FitConfig:
     supervised_hard_negatives: int = 8
     supervised_negative_pool: int = 30  # draw the hard negatives at random from this many nearest (0: the nearest)
     supervised_batch_size: int = 256
-    # steps of rank-distilled OPQ among the codec candidates of fit(budgets=...); 0 leaves it out.
-    # 400 at lr 1e-4 (codecs.rank_pq.RankTraining): +0.01-0.02 nDCG@10 over OPQ on SciFact, -0.008..+0.001 on
+    # steps of the rank-trained codec candidates of fit(budgets=...): rank-distilled OPQ and the
+    # head's quantisers trained in the loop (codecs/qat.py); 0 leaves them out.
+    # 400 at lr 1e-4 (codecs.distil.RankTraining), chosen for rank-distilled OPQ: +0.01-0.02 nDCG@10 over OPQ on SciFact, -0.008..+0.001 on
     # NFCorpus and CISI anchored on corpus rows; anchored on training queries +0.01-0.03 (bench/budgets.py)
     codec_steps: int = 400
     seed: int = 0

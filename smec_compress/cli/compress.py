@@ -17,8 +17,9 @@ from .common import EmbeddingColumn, Engine, EngineOption, IdColumn, RayAddress,
 def compress(
     head_dir: Annotated[Path, typer.Argument(help="A head saved by `fit`.")],
     input: Annotated[Path, typer.Argument(help="Embeddings to compress (.parquet/.arrow file or directory; .arrow is memory-mapped: several times faster).")],
-    dim: Annotated[int, typer.Option(help="Target dim; must be one the head was trained for.")],
     out_path: Annotated[Path, typer.Option("--out", help="Output .parquet or .arrow (Arrow IPC), by its name; written atomically.")],
+    dim: Annotated[Optional[int], typer.Option(help="Target dim; must be one the head was trained for.")] = None,
+    byte_budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="Instead of --dim: write each vector's code with the head's codec for this many bytes (a head fitted with --budgets): a binary 'code' column, the codec named in the file's metadata.")] = None,
     force: Annotated[bool, typer.Option(help="Apply even if the vectors come from another embedder than the head's.")] = False,
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows per streamed batch.")] = 65_536,
     id_column: IdColumn = "id",
@@ -26,7 +27,8 @@ def compress(
     engine: EngineOption = Engine.local,
     ray_address: RayAddress = None,
 ) -> None:
-    """Apply a head: stream vectors through it at one dim, keep ids and other columns.
+    """Apply a head: stream vectors through it at one dim (or encode them with its codec for a
+    byte budget), keep ids and other columns.
 
     With --engine ray, --out becomes a directory of Parquet files (one dataset).
     """
@@ -35,9 +37,14 @@ def compress(
     from ..engines.local import compress_file
     from ..model.head import SMEC
 
+    if (dim is None) == (byte_budget is None):
+        raise SmecError("give --dim (float vectors) or --budget (the codec's bytes), not both or neither")
     head = SMEC.load(head_dir)
-    head.check_dim(dim, what="--dim")  # before any reading or output
     columns = Columns(id_column, embedding_column)
+    if byte_budget is not None:
+        _encode(head, input, out_path, byte_budget, columns, force, batch_rows, engine)
+        return
+    head.check_dim(dim, what="--dim")  # before any reading or output
     if engine is Engine.ray:
         from ..engines.ray import compress_ray
 
@@ -53,6 +60,23 @@ def compress(
                              progress=lambda n: bar.advance(task, n))
     seconds = time.perf_counter() - start
     out.print(f"wrote {rows} x {dim} vectors to {out_path} in {seconds:.1f}s ({rows / seconds:,.0f} vectors/s)")
+
+
+def _encode(head, input: Path, out_path: Path, budget: int, columns, force: bool, batch_rows: int, engine) -> None:
+    """``compress --budget``: the codes of every vector, with the progress and summary ``compress`` prints."""
+    from ..data.files import count_rows
+    from ..engines.local import encode_file
+
+    if engine is not Engine.local:
+        raise SmecError("--budget runs with --engine local (the codec phase is not distributed)")
+    size = head._codec(budget).codec.code_size_  # an unknown budget is refused here, before reading
+    start = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task(f"encode to {budget} B", total=count_rows(input))
+        rows = encode_file(head, input, out_path, budget=budget, columns=columns, force=force, batch_rows=batch_rows,
+                           progress=lambda n: bar.advance(task, n))
+    seconds = time.perf_counter() - start
+    out.print(f"wrote {rows} codes of {size} B ({head._codec(budget).candidate.key}) to {out_path} in {seconds:.1f}s")
 
 
 @app.command()

@@ -63,7 +63,7 @@ def fit(
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs of the training schedule (per stage when sequential) [default: the head's, 40].")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
     budgets: Annotated[Optional[str], typer.Option("--budgets", help="Byte budgets per vector, e.g. 16,32: for each, the codec (on the full vectors or a head dim) that keeps most of held-back corpus rows' neighbours is chosen, without labels, and saved with the head.")] = None,
-    codec_steps: Annotated[Optional[int], typer.Option("--codec-steps", min=0, help="Training steps of the rank-distilled OPQ candidate of --budgets; 0 leaves it out [default: the head's, 400].")] = None,
+    codec_steps: Annotated[Optional[int], typer.Option("--codec-steps", min=0, help="Training steps of the rank-trained candidates of --budgets (rank-distilled OPQ, the head's quantisers trained in the loop); 0 leaves them out [default: the head's, 400].")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same head.")] = 0,
     sample_rows: Annotated[int, typer.Option("--sample-rows", min=1, help="Train on a uniform sample of at most this many corpus rows.")] = 1_000_000,
     max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Memory the fit may use, e.g. 8G; the sample shrinks to fit it [default: the smallest of the address-space limit, the cgroup limit and available RAM].")] = None,

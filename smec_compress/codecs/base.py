@@ -38,6 +38,35 @@ def exact_search(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndar
     return index.search(f32(queries), min(k, len(docs)))
 
 
+def affine_transforms(w: np.ndarray, b: np.ndarray) -> list[faiss.VectorTransform]:
+    """``x @ w + b`` (``w`` is ``(D, d)``), then L2 normalisation, as FAISS transforms: how a head's
+    map at one dim runs inside a FAISS index."""
+    linear = faiss.LinearTransform(w.shape[0], w.shape[1], True)
+    faiss.copy_array_to_vector(f32(w.T).ravel(), linear.A)
+    faiss.copy_array_to_vector(f32(b).ravel(), linear.b)
+    linear.is_trained = True
+    return [linear, faiss.NormalizationTransform(w.shape[1], 2.0)]
+
+
+def copy_index(index: faiss.Index) -> faiss.Index:
+    """A deep copy through FAISS' own serialisation (``clone_index`` refuses some transforms,
+    ``NormalizationTransform`` among them); the copy owns everything in it."""
+    return faiss.deserialize_index(faiss.serialize_index(index))
+
+
+def with_transforms(index: faiss.Index, transforms: list[faiss.VectorTransform]) -> faiss.IndexPreTransform:
+    """A copy of ``index`` with ``transforms`` in front, in order, as one flat ``IndexPreTransform``
+    that owns (and frees) everything in it, so no Python reference must outlive it."""
+    index = copy_index(index)
+    if not isinstance(index, faiss.IndexPreTransform):
+        inner, index = index, faiss.IndexPreTransform(index)
+        inner.thisown, index.own_fields = False, True  # the C++ index frees it, not Python
+    for transform in reversed(transforms):
+        transform.thisown = False  # owned (and freed) by the index's chain from here on
+        index.prepend_transform(transform)
+    return index
+
+
 class FaissCodec:
     """A codec backed by a trainable FAISS index whose ``sa_encode`` codes we keep.
 
@@ -79,7 +108,7 @@ class FaissCodec:
         return self
 
     def search(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        index = faiss.clone_index(self.index_)
+        index = copy_index(self.index_)
         inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
         inner.add_sa_codes(np.ascontiguousarray(codes, dtype=np.uint8))
         index.ntotal = inner.ntotal

@@ -19,8 +19,8 @@ class Binary:
     name = "binary"
 
     def fit(self, X: np.ndarray) -> "Binary":
-        self.input_dim_ = int(np.asarray(X).shape[1])
-        self.code_size_ = -(-self.input_dim_ // 8)
+        self.input_dim_ = self.dim_ = int(np.asarray(X).shape[1])  # dim_: the bits coded
+        self.code_size_ = -(-self.dim_ // 8)
         return self
 
     def state(self) -> bytes:
@@ -31,17 +31,22 @@ class Binary:
     def restore(self, state: bytes, input_dim: int) -> "Binary":
         return self.fit(np.zeros((1, input_dim), dtype=np.float32))
 
-    def encode(self, X: np.ndarray) -> np.ndarray:
-        check_fitted(self, "input_dim_")
+    def _bits(self, X: np.ndarray) -> np.ndarray:
+        check_fitted(self, "code_size_")
         return np.packbits(np.asarray(X) > 0, axis=1)
 
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return self._bits(X)
+
     def search(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._hamming(codes, queries, k)
+
+    def _hamming(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` by Hamming distance to the bits of ``queries`` (vectors in the coded space)."""
         index = faiss.IndexBinaryFlat(8 * codes.shape[1])
         index.add(np.ascontiguousarray(codes))
-        distances, indices = index.search(self.encode(queries), min(k, len(codes)))
+        distances, indices = index.search(self._bits(queries), min(k, len(codes)))
         return -distances.astype(np.float32), indices
-
-
 
 
 class BinaryRerank(Binary):
@@ -57,8 +62,12 @@ class BinaryRerank(Binary):
         self.candidates = candidates
 
     def search(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        _, top = super().search(codes, queries, max(k, self.candidates))
-        signs = np.unpackbits(codes[top], axis=-1, count=self.input_dim_).astype(np.float32) * 2 - 1
+        return self._rerank(codes, queries, k)
+
+    def _rerank(self, codes: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hamming top-``candidates`` re-ranked by ``queries`` (float, in the coded space)."""
+        _, top = self._hamming(codes, queries, max(k, self.candidates))
+        signs = np.unpackbits(codes[top], axis=-1, count=self.dim_).astype(np.float32) * 2 - 1
         scores = np.einsum("qcd,qd->qc", signs, np.asarray(queries, dtype=np.float32))
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, order, 1), np.take_along_axis(top, order, 1)

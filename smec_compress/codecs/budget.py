@@ -23,7 +23,7 @@ from .rabitq import BITS as RABITQ_BITS
 from .rabitq import code_size
 from .base import exact_search
 from .pq import KSUB
-from .rank_pq import RankOPQ, RankTraining
+from .distil import RankTraining
 from .sparse import BYTES_PER_LATENT
 
 
@@ -57,7 +57,7 @@ def _widest(dims: Sequence[int], fits) -> int | None:
 
 def _on_vectors(dims: Sequence[int], budget: int, reducer: str | None) -> list[Candidate]:
     """RaBitQ (rotated and FAISS' unrotated, 1-4 bits), re-ranked sign bits (8 a byte, the last
-    byte padded) and int8, each at the widest of ``dims`` whose code fits (widest: on SciFact narrower dims at the same bits scored no
+    byte padded), int8 and int4, each at the widest of ``dims`` whose code fits (widest: on SciFact narrower dims at the same bits scored no
     better beyond noise), and OPQ at ``m`` = budget with 2, 4 or 8 dims per sub-quantiser."""
     out = []
     for bits in RABITQ_BITS:
@@ -68,11 +68,26 @@ def _on_vectors(dims: Sequence[int], budget: int, reducer: str | None) -> list[C
         out.append(Candidate("binary-rerank", dim, reducer))
     if (dim := _widest(dims, lambda d: d <= budget)) is not None:
         out.append(Candidate("int8", dim, reducer))
+    if (dim := _widest(dims, lambda d: -(-d // 2) <= budget)) is not None:
+        out.append(Candidate("int4", dim, reducer))
     out += [Candidate("opq", d, reducer, m=budget) for d in (2 * budget, 4 * budget, 8 * budget) if d in dims]
     return out
 
 
-PQ_FAMILY = frozenset({"opq", "rank-opq"})
+PQ_FAMILY = frozenset({"opq", "rank-opq", "qat-opq"})
+# Quantisation in the loop (qat.py): each blind quantiser on a head's dims, and its in-loop twin.
+IN_LOOP = {"int8": "qat-int8", "int4": "qat-int4", "binary-rerank": "qat-binary", "opq": "qat-opq"}
+MAPPED = frozenset(IN_LOOP.values())  # they hold the head's map themselves and take full-dim rows
+
+
+def sees_full_vectors(cand: "Candidate") -> bool:
+    """Whether ``cand``'s codec takes the (unit) full-dim rows rather than a reducer's output."""
+    return cand.reducer is None or cand.codec in MAPPED
+
+
+def in_loop(cand: "Candidate") -> "Candidate":
+    """``cand`` (a blind quantiser on a reducer's dims) with its quantiser trained in the loop."""
+    return Candidate(IN_LOOP[cand.codec], cand.dim, cand.reducer, m=cand.m)
 HELD_BACK = 1000  # most corpus rows (and queries) held back as the criterion's probes
 
 
@@ -128,6 +143,11 @@ class Reducer(Protocol):
     def transform(self, X: np.ndarray, dim: int) -> np.ndarray: ...
 
 
+def can_train_in_loop(reducer: object) -> bool:
+    """Whether ``reducer`` exposes its map at a dim (``linear_map``), so in-loop codecs can start from it."""
+    return callable(getattr(reducer, "linear_map", None))
+
+
 def neighbour_recall(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each row of ``truth`` (top-k ids) that ``found`` keeps."""
     k = truth.shape[1]
@@ -137,21 +157,25 @@ def neighbour_recall(found: np.ndarray, truth: np.ndarray) -> float:
 def fit_candidate(cand: Candidate, X: np.ndarray, reducer: Reducer | None, *, seed: int = 0,
                   training: RankTraining | None = None, queries: np.ndarray | None = None):
     """``cand``'s codec fitted on ``X`` as it sees it (through ``reducer`` at ``cand.dim``);
-    ``training`` is rank-distilled OPQ's (its defaults when None), which anchors on unlabelled
-    ``queries`` when given (the other codecs have no use for them)."""
-    from . import make_codec
+    ``training`` is the rank-trained codecs' (rank-distilled OPQ, the in-loop ones; their defaults
+    when None), which anchor on unlabelled ``queries`` when given (the others have no use for
+    them). An in-loop codec starts from ``reducer.linear_map(cand.dim)``."""
+    from . import TRAINED, make_codec
 
-    if cand.codec == RankOPQ.name:
-        anchors = None if queries is None else view(cand, queries, reducer)
-        return RankOPQ(cand.m, seed=seed, training=training).fit(view(cand, X, reducer), queries=anchors)
-    return make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed).fit(view(cand, X, reducer))
+    if cand.codec not in TRAINED:
+        return make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed).fit(view(cand, X, reducer))
+    codec = make_codec(cand.codec, m=cand.m, seed=seed, training=training)
+    anchors = None if queries is None else view(cand, queries, reducer)
+    if cand.codec in MAPPED:
+        return codec.fit(view(cand, X, reducer), init=reducer.linear_map(cand.dim), queries=anchors)
+    return codec.fit(view(cand, X, reducer), queries=anchors)
 
 
 def view(cand: Candidate, X: np.ndarray, reducer: Reducer | None) -> np.ndarray:
     """``X`` as ``cand``'s codec sees it: through ``reducer`` at ``cand.dim`` (whose output is unit
-    rows), or the rows themselves made unit, so every candidate ranks by cosine, as the criterion
-    and the head's loss do."""
-    if cand.reducer:
+    rows), or the rows themselves made unit (``sees_full_vectors``), so every candidate ranks by
+    cosine, as the criterion and the head's loss do."""
+    if not sees_full_vectors(cand):
         return reducer.transform(X, cand.dim)
     return l2_normalize(np.array(X, dtype=np.float32))
 
@@ -168,8 +192,10 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
 
     ``fit_reducer(rows)`` gives ``reducer``'s transform fitted on the training rows (PCA is refit
     there; a fitted head ignores them, and has seen the held-back rows in its own fit, which
-    flatters its candidates a little). ``learned`` adds rank-distilled OPQ, trained as ``training``
-    says (its defaults when None). Ties go to the earlier candidate.
+    flatters its candidates a little). ``learned`` adds rank-distilled OPQ and, on a reducer with a
+    ``linear_map`` (a head), the best blind head candidate of each ``IN_LOOP`` family trained in
+    the loop (``best_per_family``), each trained as ``training`` says (its defaults when None). Ties
+    go to the earlier candidate.
     """
     if len(X) < 20:
         raise SmecError(f"choosing a codec needs at least 20 corpus rows; got {len(X)}")
@@ -196,7 +222,9 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
                         f"(OPQ needs {KSUB})")
     recall: dict[str, float] = {}
     best: tuple[Candidate, object] | None = None
-    for cand in pool:
+
+    def measure(cand: Candidate) -> None:
+        nonlocal best
         codec = fit_candidate(cand, train, fitted, seed=seed, training=training, queries=anchors)
         codes = codec.encode(view(cand, train, fitted))
         recall[cand.key] = float(np.mean([neighbour_recall(codec.search(codes, view(cand, p, fitted), k)[1], t)
@@ -205,4 +233,29 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
             best = (cand, codec)
         if on_candidate:
             on_candidate(cand, recall[cand.key])
+
+    for cand in pool:
+        measure(cand)
+    for cand in best_per_family(pool, recall) if learned and can_train_in_loop(fitted) else ():
+        measure(in_loop(cand))
     return Choice(budget, best[0], recall, best[1], with_queries=len(probes) > 1)
+
+
+def _has_in_loop_twin(cand: Candidate) -> bool:
+    return bool(cand.reducer) and cand.codec in IN_LOOP  # a blind quantiser on a reducer's dims
+
+
+def in_loop_families(pool: Sequence[Candidate]) -> set[str]:
+    """The ``IN_LOOP`` families with a candidate on a reducer's dims in ``pool``."""
+    return {c.codec for c in pool if _has_in_loop_twin(c)}
+
+
+def best_per_family(pool: Sequence[Candidate], recall: dict[str, float]) -> list[Candidate]:
+    """Per quantiser family of ``IN_LOOP``, the best blind candidate on the reducer's dims (by
+    ``recall``, ties to the earlier): the ones ``choose`` trains in the loop, at most one a
+    family, so the in-loop phase costs four trainings a budget, not one per dim."""
+    best: dict[str, Candidate] = {}
+    for cand in pool:
+        if _has_in_loop_twin(cand) and (cand.codec not in best or recall[cand.key] > recall[best[cand.codec].key]):
+            best[cand.codec] = cand
+    return list(best.values())

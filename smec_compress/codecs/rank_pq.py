@@ -17,36 +17,12 @@ so what is searched (and exported) is exactly what FAISS serves: ``m`` bytes a v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import faiss
 import numpy as np
 
-from ..validation import check_int, check_number
 from .base import f32
+from .distil import RankTraining, distil
 from .pq import OPQ
-
-
-@dataclass(frozen=True)
-class RankTraining:
-    """How the tables are fine-tuned. The defaults come from a short sweep scored by test nDCG@10 on
-    all three shared MiniLM sets, not SciFact alone (lr 1e-4 / 3e-4 / 1e-3, 200-400 steps,
-    temperature 0.02 / 0.05 / 0.1, at 16 and 32 bytes): with corpus-row anchors, 400 steps at 1e-4
-    gave +0.01-0.02 over OPQ on SciFact and -0.008..+0.001 on NFCorpus and CISI; higher rates
-    overfit the corpus-row ranking. bench/budgets.py has the measured rows."""
-
-    steps: int = 400
-    lr: float = 1e-4
-    temperature: float = 0.05  # as the head's rank-KL
-    anchors: int = 256  # corpus rows used as queries per step
-    pool: int = 8192  # rows ranked per step (the whole corpus when smaller)
-
-    def __post_init__(self) -> None:
-        check_int("steps", self.steps, 0, 10**7)
-        check_int("anchors", self.anchors, 1, 2**16)
-        check_int("pool", self.pool, 2, 2**20)
-        check_number("lr", self.lr, positive=True)
-        check_number("temperature", self.temperature, positive=True)
 
 
 def _assign(y, codebooks):
@@ -69,38 +45,18 @@ def _decode(codes, codebooks):
 def finetune(X: np.ndarray, rotation: np.ndarray, codebooks: np.ndarray, training: RankTraining, *, seed: int = 0,
              queries: np.ndarray | None = None):
     """Rank-distil ``rotation (D_out, D)`` and ``codebooks (m, 256, dsub)`` on the rows of ``X``,
-    anchored on ``queries`` when given, else on rows of ``X`` (each excluded from its own pool)."""
+    anchored on ``queries`` when given, else on rows of ``X`` (``distil.distil``)."""
     import torch
 
-    from ..model import losses
-
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.from_numpy(f32(X))
-    xn = torch.nn.functional.normalize(x, dim=1)
     R = torch.nn.Parameter(torch.from_numpy(rotation.copy()))
     C = torch.nn.Parameter(torch.from_numpy(codebooks.copy()))
-    opt = torch.optim.Adam([R, C], lr=training.lr)
-    qn = None if queries is None else torch.nn.functional.normalize(torch.from_numpy(f32(queries)), dim=1)
-    pool = min(training.pool, len(x))
-    anchors = min(training.anchors, len(x) if qn is None else len(qn))
-    for _ in range(training.steps):
-        rows = torch.randperm(len(x), generator=gen)[:pool]
-        if qn is None:
-            query, query_n = x[rows[:anchors]], xn[rows[:anchors]]
-        else:
-            pick = torch.randperm(len(qn), generator=gen)[:anchors]
-            query, query_n = qn[pick], qn[pick]
+
+    def student(query, docs):
         with torch.no_grad():
-            codes = _assign(x[rows] @ R.T, C)
-        comp = (query @ R.T) @ _decode(codes, C).T
-        full = query_n @ xn[rows].T
-        valid = torch.ones_like(full, dtype=torch.bool)
-        if qn is None:
-            valid[torch.arange(anchors), torch.arange(anchors)] = False  # a row is not its own neighbour
-        loss = losses.rank_kl(full, comp, training.temperature, valid)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+            codes = _assign(docs @ R.T, C)
+        return (query @ R.T) @ _decode(codes, C).T
+
+    distil(X, [R, C], student, training, seed=seed, queries=queries)
     return R.detach().numpy(), C.detach().numpy()
 
 

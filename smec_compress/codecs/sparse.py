@@ -40,6 +40,8 @@ class TopKSparse:
         x = torch.from_numpy(X)
         enc = torch.nn.Linear(X.shape[1], latents)
         torch.nn.init.normal_(enc.weight, std=X.shape[1] ** -0.5, generator=gen)
+        bound = X.shape[1] ** -0.5  # nn.Linear's default bias range, drawn from our generator: one seed, one fit
+        torch.nn.init.uniform_(enc.bias, -bound, bound, generator=gen)
         dec = torch.nn.Parameter(enc.weight.detach().T.clone())  # (D, latents), initialised tied
         pre = torch.nn.Parameter(x.mean(0).clone())
         opt = torch.optim.Adam([*enc.parameters(), dec, pre], lr=self.lr)

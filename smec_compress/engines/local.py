@@ -82,6 +82,40 @@ def compress_file(
     return writer.rows
 
 
+def encode_file(
+    head,
+    input_path: str | Path,
+    out_path: str | Path,
+    *,
+    budget: int,
+    columns: Columns = Columns(),
+    force: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Encode every full-dim vector of ``input_path`` with ``head``'s codec for ``budget`` into a
+    codes file ``out_path`` (``data.codes``; atomic), ids and other columns kept. The same
+    checks as ``compress_file`` come first: the budget, the dimension and embedder, NaN/inf rows."""
+    from ..data.codes import CodeWriter, CodesMeta
+
+    bc = head._codec(budget)  # before any reading or output
+    meta = read_meta(input_path)
+    out_meta = CodesMeta(meta, head.fingerprint, head.input_dim_, budget, bc.candidate.key, int(bc.codec.code_size_))
+    with ExitStack() as stack:
+        writer = None
+        for batch in iter_batches(input_path, columns=columns, batch_rows=batch_rows):
+            if writer is None:
+                head.check_input(batch.vectors.shape[1], meta.fingerprint, force)
+                writer = stack.enter_context(CodeWriter(out_path, out_meta.code_size, out_meta,
+                                                        rest_schema=batch.rest.schema, columns=columns))
+            writer.write(batch.id_array, head.encode(batch.vectors, budget=budget), batch.rest)
+            if progress:
+                progress(len(batch.vectors))
+        if writer is None:
+            raise SmecError(f"{input_path}: no rows to encode")
+    return writer.rows
+
+
 def _check_output(compressed: np.ndarray, batch, *, where: str) -> None:
     """Refuse the batch if an output row is not finite, naming the input rows at fault.
 

@@ -16,21 +16,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..codecs.base import f32
+from ..codecs.base import affine_transforms, with_transforms
+from ..codecs.budget import sees_full_vectors
 from ..data.files import count_rows, read_meta
 from ..data.io import DEFAULT_BATCH_ROWS, Columns, iter_batches
 from ..errors import SmecError
 from .index import IndexStats, _save
-
-
-def head_transforms(head, dim: int) -> list[faiss.VectorTransform]:
-    """The head at ``dim`` as FAISS transforms: ``x @ W + b``, then L2 normalisation."""
-    w, b = head.weights_[dim]
-    linear = faiss.LinearTransform(head.input_dim_, dim, True)
-    faiss.copy_array_to_vector(f32(w.T).ravel(), linear.A)
-    faiss.copy_array_to_vector(f32(b).ravel(), linear.b)
-    linear.is_trained = True
-    return [linear, faiss.NormalizationTransform(dim, 2.0)]
 
 
 def budget_index(head, budget: int) -> faiss.Index:
@@ -39,18 +30,11 @@ def budget_index(head, budget: int) -> faiss.Index:
     if not hasattr(bc.codec, "index_"):
         raise SmecError(f"the {budget}-byte codec ({bc.candidate.key}) is sign bits: FAISS' binary indexes take "
                         "binary queries, so it has no float-query FAISS index; use SMEC.search")
-    index = faiss.clone_index(bc.codec.index_)
-    if bc.candidate.reducer:
-        transforms = head_transforms(head, bc.candidate.dim)
-    else:  # the codec sees unit rows (codecs.budget.view)
+    if sees_full_vectors(bc.candidate):  # the codec sees unit rows (codecs.budget.view)
         transforms = [faiss.NormalizationTransform(head.input_dim_, 2.0)]
-    if not isinstance(index, faiss.IndexPreTransform):
-        inner, index = index, faiss.IndexPreTransform(index)
-        inner.thisown, index.own_fields = False, True  # the C++ index frees it, not Python
-    for transform in reversed(transforms):
-        transform.thisown = False  # owned (and freed) by the index's chain from here on
-        index.prepend_transform(transform)
-    return index
+    else:
+        transforms = affine_transforms(*head.weights_[bc.candidate.dim])
+    return with_transforms(bc.codec.index_, transforms)
 
 
 def build_budget_index(

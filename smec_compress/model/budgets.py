@@ -2,7 +2,8 @@
 
 ``fit --budgets 16,32`` asks, per budget, which (dim, codec) pair keeps most of the ranking:
 ``codecs.budget.choose`` scores every candidate (the head's dims and the full vectors, each with
-OPQ, rank-distilled OPQ, RaBitQ, re-ranked sign bits or int8) by recall of held-back corpus
+OPQ, rank-distilled OPQ, RaBitQ, re-ranked sign bits, int8 or int4, and the best head candidate
+of each family trained in the loop) by recall of held-back corpus
 rows' full-dim neighbours, and the winner is kept as fitted there (on all rows but the held-back
 ones, at most a tenth: refitting it on them too would double the cost of the codec phase). The
 choice, every candidate's criterion and the codec tables are saved in the head directory
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codecs import Codec, make_codec
-from ..codecs.budget import Candidate, Choice, candidates, choose, training_rows
+from ..codecs.budget import Candidate, Choice, candidates, choose, in_loop_families, training_rows
 from ..errors import SmecError
 
 CODECS_FILE = "codecs.json"
@@ -68,16 +69,19 @@ def check_budgets(budgets: Iterable[int], input_dim: int, dims: Iterable[int], *
 
 
 def candidate_count(input_dim: int, budget: int, dims: Iterable[int], *, codec_steps: int, rows: int) -> int:
-    """How many candidates ``fit_budgets`` will measure at ``budget`` on ``rows`` rows (for bars)."""
-    return len(candidates(input_dim, budget, reducer=REDUCER, dims=tuple(dims), learned=codec_steps > 0,
-                          rows=training_rows(codec_rows(rows, input_dim))))
+    """How many candidates ``fit_budgets`` will measure at ``budget`` on ``rows`` rows (for bars):
+    the pool, and one in-loop twin per family with a head candidate when ``codec_steps`` > 0."""
+    pool = candidates(input_dim, budget, reducer=REDUCER, dims=tuple(dims), learned=codec_steps > 0,
+                      rows=training_rows(codec_rows(rows, input_dim)))
+    return len(pool) + (len(in_loop_families(pool)) if codec_steps > 0 else 0)
 
 
 def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, codec_steps: int = 400,
                 queries: np.ndarray | None = None,
                 on_candidate: Callable[[int, Candidate, float], None] | None = None) -> dict[int, BudgetCodec]:
     """Choose and fit a codec per budget for ``head`` on (``codec_rows`` of) the rows ``X``;
-    rank-distilled OPQ trains ``codec_steps`` steps (0: not a candidate). Unlabelled ``queries``
+    the rank-trained codecs (rank-distilled OPQ, the in-loop ones) train ``codec_steps`` steps (0:
+    not candidates). Unlabelled ``queries``
     join the criterion and anchor rank-distilled OPQ (``codecs.budget.choose``)."""
     from ..codecs.rank_pq import RankTraining
 

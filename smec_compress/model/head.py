@@ -197,6 +197,13 @@ class SMEC:
         check_fitted(self, "weights_")
         check_served_dim(dim, self.dims_, what=what)
 
+    def linear_map(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The head at ``dim`` as one affine map, ``(w (D, dim), b (dim,))``: ``transform`` is
+        ``x @ w + b`` made unit (copies: what a codec trained in the loop starts from)."""
+        self.check_dim(dim)
+        w, b = self.weights_[dim]
+        return np.array(w, dtype=np.float32), np.array(b, dtype=np.float32)
+
     def transform(self, X, dim: int, *, out: np.ndarray | None = None) -> np.ndarray:
         """(N, dim) float32 L2-normalised vectors: one matmul with the collapsed map.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from smec_compress.codecs import RankOPQ
 from smec_compress.codecs import budget as budget_module
 from smec_compress.codecs.budget import candidates, choose, training_rows
 from smec_compress.codecs.rabitq import code_size
@@ -56,13 +57,13 @@ def test_unlabelled_queries_reach_the_rank_distilled_codec_and_the_criterion(mon
     x = clustered(n=600, d=32, clusters=10)
     queries = clustered(n=100, d=32, clusters=10, seed=2)
     seen = []
-    real = budget_module.RankOPQ.fit
+    real = RankOPQ.fit
 
     def spy(self, X, queries=None):
         seen.append(None if queries is None else len(queries))
         return real(self, X, queries=queries)
 
-    monkeypatch.setattr(budget_module.RankOPQ, "fit", spy)
+    monkeypatch.setattr(RankOPQ, "fit", spy)
     choice = choose(x, 8, training=budget_module.RankTraining(steps=2), queries=queries)
     assert seen == [100 - 20] and choice.with_queries  # a fifth held back as the criterion's probes
     assert training_rows(600) == 540

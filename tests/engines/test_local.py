@@ -160,3 +160,51 @@ def test_a_failing_write_surfaces_and_removes_the_partial_file(tmp_path, fitted,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
     # the read-ahead thread has stopped, though the traceback (and so compress's frame) is still held
     assert raised.traceback and not [t for t in threading.enumerate() if t.name == "smec-read-ahead"]
+
+
+@pytest.fixture(scope="module")
+def with_budgets(tmp_path_factory):
+    rng = np.random.default_rng(2)
+    x = unit_rows(rng, 400, 32)
+    head = SMEC(dims=(16, 8), epochs_per_stage=1, min_steps_per_stage=0, codec_steps=5, seed=0).fit(
+        x, budgets=(4, 8), embedder_fingerprint="fp-a")
+    root = tmp_path_factory.mktemp("head-b")
+    head.save(root / "head")
+    return head, root / "head", x
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "arrow"])
+def test_encode_writes_the_budgets_codes_with_the_codec_named(tmp_path, with_budgets, suffix):
+    from smec_compress.data.codes import read_codes
+    from smec_compress.engines.local import encode_file
+
+    head, _, x = with_budgets
+    write_with_extra(tmp_path / "in.parquet", x)
+    rows = encode_file(head, tmp_path / "in.parquet", tmp_path / f"codes.{suffix}", budget=8, batch_rows=64)
+    ids, codes, meta = read_codes(tmp_path / f"codes.{suffix}")
+    assert rows == len(ids) == len(x) and ids[:2] == ["d0", "d1"]
+    assert np.array_equal(codes, head.encode(x, budget=8)) and codes.shape[1] == meta.code_size <= 8
+    assert (meta.budget, meta.codec, meta.head_fingerprint, meta.source_dim) == (
+        8, head.codecs_[8].candidate.key, head.fingerprint, 32)
+    assert meta.source.fingerprint == "fp-a" and meta.source.model == "m"
+    table = pq.read_table(tmp_path / "codes.parquet") if suffix == "parquet" else None
+    if table is not None:
+        assert table.column_names == ["id", "code", "lang"] and table.schema.field("code").type == pa.binary(codes.shape[1])
+
+
+def test_cli_compress_budget_and_its_errors(tmp_path, with_budgets):
+    from smec_compress.data.codes import read_codes
+
+    head, head_dir, x = with_budgets
+    write_with_extra(tmp_path / "in.parquet", x)
+    ok = run_cli("compress", head_dir, tmp_path / "in.parquet", "--budget", "4", "--out", tmp_path / "c.parquet")
+    assert ok.returncode == 0, ok.stderr
+    assert np.array_equal(read_codes(tmp_path / "c.parquet")[1], head.encode(x, budget=4))
+    for args, message in ((["--budget", "5"], "no codec for 5"), (["--budget", "4", "--dim", "8"], "not both"),
+                          ([], "not both or neither")):
+        bad = run_cli("compress", head_dir, tmp_path / "in.parquet", *args, "--out", tmp_path / "bad.parquet")
+        assert bad.returncode == 2 and message in bad.stderr + bad.stdout and not (tmp_path / "bad.parquet").exists()
+    x[3, 2] = np.nan
+    write_with_extra(tmp_path / "nan.parquet", x)
+    nan = run_cli("compress", head_dir, tmp_path / "nan.parquet", "--budget", "4", "--out", tmp_path / "bad.parquet")
+    assert nan.returncode == 2 and "d3" in nan.stderr + nan.stdout and not (tmp_path / "bad.parquet").exists()

@@ -9,6 +9,7 @@ import pytest
 
 from smec_compress import SMEC, write_embeddings
 from smec_compress.codecs.budget import Candidate, Choice, fit_candidate
+from smec_compress.codecs.distil import RankTraining
 from smec_compress.errors import SmecError
 from smec_compress.export.budget_index import budget_index, build_budget_index
 from smec_compress.export.index import load_index
@@ -22,18 +23,24 @@ CANDIDATES = {
     8: Candidate("int8", 8, "smec"),
     16: Candidate("opq", 32, None, m=16),  # on the full vectors
     2: Candidate("binary-rerank", 16, "smec"),
+    6: Candidate("qat-int8", 6, "smec"),  # quantisation in the loop: the codec holds its own trained map
+    9: Candidate("qat-int4", 16, "smec"),
+    12: Candidate("qat-opq", 16, "smec", m=4),
+    3: Candidate("qat-binary", 16, "smec"),
 }
 
 
 @pytest.fixture(scope="module")
 def head_and_rows():
     x = clustered(n=900, d=32, clusters=10)
-    head = SMEC(dims=(16, 8), epochs_per_stage=1, min_steps_per_stage=0).fit(x)
-    head.codecs_ = {b: BudgetCodec(Choice(b, c, {}), fit_candidate(c, x, head)) for b, c in CANDIDATES.items()}
+    head = SMEC(dims=(16, 8, 6), epochs_per_stage=1, min_steps_per_stage=0).fit(x)
+    training = RankTraining(steps=20, lr=1e-3)
+    head.codecs_ = {b: BudgetCodec(Choice(b, c, {}), fit_candidate(c, x, head, training=training))
+                    for b, c in CANDIDATES.items()}
     return head, x
 
 
-@pytest.mark.parametrize("budget", [4, 5, 8, 16])
+@pytest.mark.parametrize("budget", [4, 5, 8, 16, 6, 9, 12])
 @pytest.mark.parametrize("reload", [True, False], ids=["read back", "in process"])
 def test_the_exported_index_takes_raw_vectors_and_searches_as_the_head(head_and_rows, budget, reload):
     head, x = head_and_rows
@@ -49,8 +56,9 @@ def test_the_exported_index_takes_raw_vectors_and_searches_as_the_head(head_and_
 
 def test_sign_bits_are_refused_with_the_reason(head_and_rows):
     head, _ = head_and_rows
-    with pytest.raises(SmecError, match="binary queries"):
-        budget_index(head, 2)
+    for budget in (2, 3):
+        with pytest.raises(SmecError, match="binary queries"):
+            budget_index(head, budget)
 
 
 def test_build_budget_index_streams_a_corpus_file_into_a_loadable_index(head_and_rows, tmp_path):
