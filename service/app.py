@@ -23,6 +23,7 @@ from smec_compress import __version__
 from smec_compress.errors import SmecError
 
 from .bodies import BodyTooLarge
+from .deps import PROTECTED, protected
 from .metrics import setup_metrics
 from .routers import compress, documents, health, indexes, search
 from .runtime import Runtime
@@ -159,11 +160,13 @@ class LazyApp:
 app = LazyApp()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, **overrides) -> None:
-    """Run the service with uvicorn; ``overrides`` are Settings fields (e.g. head_dir, data_dir)
-    and win over ``SMEC_*`` variables. One worker: one process owns a data directory."""
+def serve(**overrides) -> None:
+    """Run the service with uvicorn on ``settings.host``/``port``; ``overrides`` are Settings fields
+    (e.g. head_dir, host) and win over ``SMEC_*`` variables. One worker: one process owns a data directory."""
     import uvicorn
 
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, workers=1)
+    if protected(settings):
+        log.warning(PROTECTED.format(host=settings.host))
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, workers=1)

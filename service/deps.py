@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import Annotated
 
@@ -53,8 +54,35 @@ def _check_key(settings: Settings, credentials: HTTPAuthorizationCredentials | N
         )
 
 
-def require_write(settings: SettingsDep, credentials: Credentials) -> None:
-    """Writes always need the key when one is set."""
+def _beyond_loopback(host: str | None) -> bool:
+    """An IP address that is not loopback (``0.0.0.0``, ``::``, a LAN address); a name
+    (``localhost``, an in-process test client's placeholder) is taken as not exposed."""
+    try:
+        return host is not None and not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def protected(settings: Settings, client: tuple | None = None) -> bool:
+    """Protected mode applies: no API key, no opt-out, and the server is bound beyond loopback
+    (``settings.host``, as ``serve`` binds it) or, however it was started (``uvicorn
+    service.app:app --host ...``), the request comes from beyond loopback."""
+    if settings.api_key is not None or settings.allow_anonymous_writes:
+        return False
+    return _beyond_loopback(settings.host) or _beyond_loopback(client[0] if client else None)
+
+
+PROTECTED = ("protected mode: this server (bound to {host}) is reachable beyond loopback and has no API key, so it "
+             "refuses writes. "
+             "Set SMEC_API_KEY=<secret> (clients then send 'Authorization: Bearer <secret>'), bind to 127.0.0.1, "
+             "or set SMEC_ALLOW_ANONYMOUS_WRITES=true to accept anyone's writes.")
+
+
+def require_write(request: Request, settings: SettingsDep, credentials: Credentials) -> None:
+    """Writes always need the key when one is set; with none, a server reachable beyond loopback
+    refuses them (protected mode) unless SMEC_ALLOW_ANONYMOUS_WRITES=true."""
+    if protected(settings, request.scope.get("client")):
+        raise HTTPException(403, PROTECTED.format(host=settings.host))
     _check_key(settings, credentials)
 
 

@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMEC_", extra="ignore")
 
+    host: str = Field("127.0.0.1", description="Interface `smec-compress serve` binds; beyond loopback, writes need "
+                      "an API key (protected mode).")
+    port: int = Field(8000, ge=1, le=65535, description="Port `smec-compress serve` binds.")
     head_dir: Path | None = Field(None, description="Directory of a head saved by `smec-compress fit`.")
     data_dir: Path = Field(Path("data"), description="Where documents, the write-ahead log and index snapshots live.")
     dims: list[int] | None = Field(None, description="Dims to index and serve (default: every dim of the head).")
@@ -31,6 +34,9 @@ class Settings(BaseSettings):
     embedder_force: bool = Field(False, description="Serve the head even if it was fitted on another embedder.")
     api_key: SecretStr | None = Field(None, description="Bearer token required for writes (and reads with auth_reads).")
     auth_reads: bool = Field(False, description="Also require the API key for compress, search and reads.")
+    allow_anonymous_writes: bool = Field(
+        False, description="Protected mode off: accept writes without an API key on a server bound beyond loopback "
+        "(by default such a server refuses them with 403, as Redis' protected mode does).")
     max_body_bytes: int = Field(64 * 2**20, ge=1024, description="Larger request bodies get 413.")
     max_batch: int = Field(4096, ge=1, description="Most vectors or texts in one request.")
     max_k: int = Field(1000, ge=1, description="Largest k a search may ask for.")

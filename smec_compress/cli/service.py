@@ -15,14 +15,14 @@ from .common import out
 def serve(
     head_dir: Annotated[Optional[Path], typer.Option("--head", help="Head to serve (env SMEC_HEAD_DIR).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where documents and indexes persist (env SMEC_DATA_DIR).")] = None,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    host: Annotated[Optional[str], typer.Option(help="Interface to bind (env SMEC_HOST) [default: 127.0.0.1]. Beyond loopback, writes need SMEC_API_KEY (or SMEC_ALLOW_ANONYMOUS_WRITES=true).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port to bind (env SMEC_PORT) [default: 8000].")] = None,
 ) -> None:
     """Run the HTTP service (compress, search, documents); other settings come from SMEC_* env vars."""
     from service.app import serve as run_service
 
-    overrides = {k: v for k, v in {"head_dir": head_dir, "data_dir": data_dir}.items() if v is not None}
-    run_service(host=host, port=port, **overrides)
+    given = {"head_dir": head_dir, "data_dir": data_dir, "host": host, "port": port}
+    run_service(**{k: v for k, v in given.items() if v is not None})
 
 
 @app.command()

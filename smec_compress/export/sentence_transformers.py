@@ -28,3 +28,20 @@ def with_head(model, head, dim: int):
     new.append(dense.to(next(new.parameters()).device))
     new.append(Normalize())
     return new
+
+
+def save_with_head(head, dim: int, out_dir, *, model_path=None, force: bool = False, overwrite: bool = False):
+    """Save the model at ``model_path`` (default: the bundled all-MiniLM-L6-v2) ending in ``head``
+    at ``dim`` as a sentence-transformers folder ``out_dir``, written atomically. A model whose
+    files differ from the embedder the head was fitted on is refused unless ``force`` (its
+    dimension always), before the model is loaded."""
+    from ..data.atomic import atomic_dir
+    from ..data.embed import Embedder
+
+    head.check_dim(dim, what="--dim")
+    embedder = Embedder(model_path)
+    head.check_input(head.input_dim_, embedder.fingerprint, force)  # the fingerprint: no model load needed
+    model = with_head(embedder.model, head, dim)
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        model.save(str(tmp))
+    return out_dir

@@ -17,7 +17,7 @@ from smec_compress.export.index import load_index
 
 from ..conftest import ROOT, SAMPLE, SAMPLE_EMBEDDINGS, clustered, run_cli
 
-COMMANDS = ("embed", "fit", "compress", "eval", "index", "serve", "reindex")
+COMMANDS = ("embed", "fit", "compress", "eval", "index", "export", "serve", "reindex")
 
 
 def run_at_80_columns(*args: str) -> subprocess.CompletedProcess:
@@ -149,3 +149,29 @@ def test_debug_flag_comes_from_the_root_option(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(sys, "argv", ["smec-compress", "--debug", "index", str(missing), "--out", str(tmp_path / "i")])
     with pytest.raises(SmecError, match="file not found"):
         main()
+
+
+@pytest.mark.slow
+def test_export_writes_a_model_that_emits_the_heads_vectors_and_refuses_another_embedder(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from smec_compress.data.embed import Embedder
+
+    embedder = Embedder()
+    texts = [f"sentence {i} about {w}" for i, w in enumerate(["cats", "proteins", "stars", "law"] * 10)]
+    base = embedder.encode(texts)
+    SMEC(dims=(16, 8), epochs_per_stage=1, min_steps_per_stage=0).fit(
+        base, embedder_fingerprint=embedder.fingerprint, threads=1).save(tmp_path / "head")
+    ok = run_cli("export", tmp_path / "head", "--dim", "8", "--out", tmp_path / "enc")
+    assert ok.returncode == 0, ok.stderr
+    head = SMEC.load(tmp_path / "head")
+    got = SentenceTransformer(str(tmp_path / "enc"), device="cpu").encode(texts, convert_to_numpy=True)
+    assert np.allclose(got, head.transform(base, 8), atol=1e-5)
+    again = run_cli("export", tmp_path / "head", "--dim", "8", "--out", tmp_path / "enc")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    SMEC(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0).fit(
+        base, embedder_fingerprint="0123456789abcdef", threads=1).save(tmp_path / "other")
+    other = run_cli("export", tmp_path / "other", "--dim", "8", "--out", tmp_path / "enc2")
+    assert other.returncode == 2 and "fingerprint" in other.stderr and not (tmp_path / "enc2").exists()
+    bad_dim = run_cli("export", tmp_path / "head", "--dim", "4", "--out", tmp_path / "enc3")
+    assert bad_dim.returncode == 2 and "[16, 8]" in bad_dim.stderr and not (tmp_path / "enc3").exists()

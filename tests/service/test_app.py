@@ -298,3 +298,14 @@ def test_a_changed_head_is_refused_until_reindexed(make_client, other_head_dir, 
         make_client(data_dir=data, head_dir=other_head_dir)
     second = make_client(data_dir=data, head_dir=other_head_dir, reindex=True)
     assert second.get("/indexes").json()["documents"] == 12
+
+
+def test_protected_mode_follows_the_bind_address_and_the_client():
+    from service.deps import protected
+    from service.settings import Settings
+
+    local, exposed = Settings(host="127.0.0.1"), Settings(host="0.0.0.0")
+    assert protected(exposed) and protected(Settings(host="::")) and not protected(local)
+    assert protected(local, ("10.1.2.3", 5000))  # started some other way, reached from outside
+    assert not protected(local, ("127.0.0.1", 5000)) and not protected(local, ("testclient", 50000))
+    assert not protected(Settings(host="0.0.0.0", api_key="k")) and not protected(Settings(host="0.0.0.0", allow_anonymous_writes=True))

@@ -103,3 +103,31 @@ def test_uvicorn_module_app_builds_itself_from_env(head_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_protected_mode_refuses_anonymous_writes_beyond_loopback(head_dir, tmp_path):
+    """Bound to 0.0.0.0 without SMEC_API_KEY, writes get 403 naming the three ways out, reads still
+    work; SMEC_ALLOW_ANONYMOUS_WRITES=true opts out, and a key lifts it."""
+    x = unit(np.random.default_rng(3), 4)
+    body = {"ids": [f"d{i}" for i in range(4)], "vectors": x.tolist()}
+    for env, expect in (({}, 403), ({"SMEC_ALLOW_ANONYMOUS_WRITES": "true"}, 200), ({"SMEC_API_KEY": "s3cret"}, 401)):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        proc = start([sys.executable, "-m", "smec_compress", "serve", "--head", str(head_dir), "--data-dir",
+                      str(tmp_path / f"data-{port}"), "--host", "0.0.0.0", "--port", str(port)], env=env)
+        try:
+            wait_ready(proc, base)
+            with httpx.Client(base_url=base, timeout=30) as http:
+                r = http.post("/documents", json=body)
+                assert r.status_code == expect, r.text
+                if expect == 403:
+                    detail = r.json()["detail"]
+                    assert all(s in detail for s in ("SMEC_API_KEY", "127.0.0.1", "SMEC_ALLOW_ANONYMOUS_WRITES=true"))
+                    assert http.post("/search", json={"vectors": x[:1].tolist(), "k": 1}).status_code == 200
+                if expect == 401:
+                    ok = http.post("/documents", json=body, headers={"Authorization": "Bearer s3cret"})
+                    assert ok.status_code == 200
+        finally:
+            proc.terminate()
+            out = proc.communicate(timeout=30)[0].decode()
+        assert ("protected mode" in out) == (expect == 403)  # the warning at start, when it applies
