@@ -15,6 +15,7 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -81,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await run_in_threadpool(runtime.close)
 
-    app = FastAPI(title="smec-compress", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load Swagger UI / ReDoc from a CDN and render blank offline
+    app = FastAPIOffline(title="smec-compress", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     for module in (health, compress, search, documents, indexes):
         app.include_router(module.router)
