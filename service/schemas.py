@@ -76,6 +76,7 @@ class Hit(BaseModel):
 class SearchResponse(BaseModel):
     dim: int
     k: int
+    rescore: int = Field(0, description="Candidates rescored with the full vectors (0: scores are the dim's own).")
     results: list[list[Hit]] = Field(description="Per query, best first; fewer than k when the store holds fewer.")
 
 

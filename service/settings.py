@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 2**20, ge=1024, description="Larger request bodies get 413.")
     max_batch: int = Field(4096, ge=1, description="Most vectors or texts in one request.")
     max_k: int = Field(1000, ge=1, description="Largest k a search may ask for.")
+    rescore: int = Field(0, ge=0, description="Default oversampling of /search: rescore this many candidates (at least "
+                         "k) with the stored full vectors; 0: off. A request's ?rescore= overrides it.")
+    max_rescore: int = Field(1000, ge=1, description="Largest ?rescore= a search may ask for.")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text accepted.")
     faiss_threads: int | None = Field(
         1, ge=1, description="OpenMP threads per FAISS search. 1 by default: requests already run in parallel, and "

@@ -16,6 +16,20 @@ from ..schemas import ErrorResponse, SearchRequest, SearchResponse
 router = APIRouter(tags=["search"], dependencies=[Depends(require_read)])
 
 KQuery = Annotated[int | None, Query(ge=1, description="Results per query for .npy bodies (JSON bodies carry \"k\").")]
+RescoreQuery = Annotated[int | None, Query(ge=0, description=(
+    "Take this many candidates (at least k) from the dim's index and rescore them with the stored full vectors; "
+    "0: off. Default SMEC_RESCORE, at most SMEC_MAX_RESCORE."))]
+
+
+def resolve_rescore(settings, rescore: int | None, k: int) -> int:
+    """The candidates to rescore: the request's (0, or k..SMEC_MAX_RESCORE; else 422 saying so),
+    or the server default raised to k."""
+    if rescore is None:
+        return max(settings.rescore, k) if settings.rescore else 0
+    if rescore and not k <= rescore <= settings.max_rescore:
+        raise SmecError(f"rescore={rescore} must be 0 (off) or in {k}..{settings.max_rescore} "
+                        f"(at least k={k}, at most SMEC_MAX_RESCORE)")
+    return rescore
 
 
 @router.post(
@@ -25,9 +39,11 @@ KQuery = Annotated[int | None, Query(ge=1, description="Results per query for .n
     openapi_extra=request_body_doc(SearchRequest, npy=True),
     summary="Top-k documents per query",
 )
-async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: DimQuery = None, k: KQuery = None) -> Response:
+async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: DimQuery = None, k: KQuery = None,
+                 rescore: RescoreQuery = None) -> Response:
     """``{"vector": [...]}``, ``{"vectors": [[...]]}``, ``{"text": "..."}`` or ``{"texts": [...]}``
-    plus ``"k"``; or a ``.npy`` array of query rows with ``?k=``."""
+    plus ``"k"``; or a ``.npy`` array of query rows with ``?k=``. ``?rescore=R``: two-stage
+    search, the dim's top R rescored with the full vectors (full-dim scores)."""
     dim = resolve_dim(runtime, store, dim)
     req, queries = await read_rows(request, runtime, SearchRequest, npy=True)
     if req is None:  # .npy body: k comes from the query string
@@ -38,6 +54,7 @@ async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: Di
         k = req.k if "k" in req.model_fields_set or k is None else k
     if k > runtime.settings.max_k:
         raise SmecError(f"k={k} is above the limit of {runtime.settings.max_k} (SMEC_MAX_K)")
-    hits = await run_in_threadpool(store.search, queries, dim, k)
+    rescore = resolve_rescore(runtime.settings, rescore, k)
+    hits = await run_in_threadpool(store.search, queries, dim, k, rescore=rescore)
     results = [[{"id": i, "score": s} for i, s in row] for row in hits]
-    return json_response({"dim": dim, "k": k, "results": results})
+    return json_response({"dim": dim, "k": k, "rescore": rescore, "results": results})

@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 
 from smec_compress.errors import SmecError
+from smec_compress.rescore import rescore as rerank
 from smec_compress.export.index import IndexStats, code_size, index_memory
 from smec_compress.validation import check_matrix, check_served_dim
 
@@ -42,7 +43,7 @@ from ..wal import DELETE, UPSERT, Record, WriteAheadLog
 from .ids import check_ids
 from .persistence import DataDir
 from .segments import IndexConfig, SegmentBuilder, check_factory, merge_group
-from .state import State, empty_state, search_state, tombstoned
+from .state import State, empty_state, hits, search_iids, tombstoned
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -191,18 +192,28 @@ class Store:
             )
         return z
 
-    def search(self, queries, dim: int, k: int) -> list[list[tuple[str, float]]]:
+    def search(self, queries, dim: int, k: int, *, rescore: int = 0) -> list[list[tuple[str, float]]]:
         """Top-``k`` ``(id, inner-product score)`` per query, best first (fewer if fewer documents).
+        With ``rescore`` R >= k: the top R of that dim's index, rescored by exact inner product of
+        the raw queries with the stored full vectors (``smec_compress.rescore``), full-dim scores.
 
-        The head's matmul and every FAISS scan run with no lock held, on one published state.
+        The head's matmul, every FAISS scan and the rescoring run with no lock held, on one
+        published state.
         """
         self.check_dim(dim)
         if k < 1:
             raise SmecError(f"k={k} must be >= 1")
-        z = self._transform(self.check_vectors(queries, "queries"), dim, "queries")  # (n, dim)
+        if rescore and rescore < k:
+            raise SmecError(f"rescore={rescore} must be 0 (off) or at least k={k}")
+        queries = self.check_vectors(queries, "queries")
+        z = self._transform(queries, dim, "queries")  # (n, dim)
         if self.search_threads is not None:  # OpenMP's thread count is per calling thread
             faiss.omp_set_num_threads(self.search_threads)
-        return search_state(self._state, z, dim, k)
+        state = self._state
+        scores, iids = search_iids(state, z, dim, max(k, rescore))
+        if rescore:
+            scores, iids = rerank(iids, queries, state.full, k)
+        return hits(state, scores, iids)
 
     def get(self, doc_id: str) -> np.ndarray | None:
         """The stored full-dimension vector of a document, or None."""

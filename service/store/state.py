@@ -83,20 +83,26 @@ def search_params(inner: faiss.Index, selector) -> faiss.SearchParameters | None
     return params
 
 
-def search_state(state: State, z: np.ndarray, dim: int, k: int) -> list[list[tuple[str, float]]]:
-    """Top-``k`` ``(id, score)`` per row of ``z`` over every segment of ``state``, best first."""
+def search_iids(state: State, z: np.ndarray, dim: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` ``(scores, iids)`` per row of ``z`` over every segment of ``state``, best first
+    (-1 iids where the store holds fewer)."""
     scores, iids = [], []
     for seg in state.segments:
         d, i = seg.indexes[dim].search(z, min(k, seg.rows), params=search_params(seg.inner[dim], state.selector))
         scores.append(d)
         iids.append(i)
     if not scores:
-        return [[] for _ in range(len(z))]
+        return np.zeros((len(z), 0), np.float32), np.zeros((len(z), 0), np.int64)
     d = np.hstack(scores)
     i = np.hstack(iids)
     if len(scores) > 1:
         order = np.argsort(-d, axis=1, kind="stable")[:, :k]
         d = np.take_along_axis(d, order, axis=1)
         i = np.take_along_axis(i, order, axis=1)
+    return d, i
+
+
+def hits(state: State, scores: np.ndarray, iids: np.ndarray) -> list[list[tuple[str, float]]]:
+    """``(external id, score)`` per query, dropping the -1 holes."""
     ext = state.ext
-    return [[(ext[j], s) for j, s in zip(row_i, row_d) if j >= 0] for row_i, row_d in zip(i.tolist(), d.tolist())]
+    return [[(ext[j], s) for j, s in zip(row_i, row_d) if j >= 0] for row_i, row_d in zip(iids.tolist(), scores.tolist())]

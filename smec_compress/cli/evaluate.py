@@ -31,6 +31,7 @@ def evaluate(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache [default: $SMEC_CACHE_DIR or ~/.cache/smec-compress].")] = None,
     force: Annotated[bool, typer.Option(help="Use a head even if it was fitted on another embedder.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of random projection, the adaptor, codecs and fitted heads.")] = 0,
+    rescore: Annotated[int, typer.Option(min=0, max=10_000, help="Also score every reducer and codec with its top N candidates rescored by the full vectors (two-stage search; 0: off).")] = 0,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for FAISS and torch [default: all cores].")] = None,
 ) -> None:
     """Retrieval quality per dim and per byte: full vectors, truncation, PCA, random projection,
@@ -74,6 +75,7 @@ def evaluate(
         task = bar.add_task("fit baselines", total=None)
         result = run_comparison(
             data, target_dims, budgets=target_budgets, heads=heads, fit_smec=fit_smec, adaptor=adaptor, quantizers=quantizers, seed=seed,
+            rescore=rescore,
             on_stage=lambda description, total: bar.update(task, description=description, total=total, completed=0),
             on_row=lambda row: bar.advance(task),
         )
@@ -104,6 +106,7 @@ def evaluate(
 
         info = {"dataset": str(dataset), "model": data.model, "docs": len(data.corpus.ids),
                 "judged_queries": result.judged_queries, "dims": list(target_dims), "budgets": list(target_budgets), "seed": seed,
+                "rescore": rescore,
                 "heldout_queries": None if result.heldout is None else len(result.heldout)}
         write_report(result.rows, report_dir, info=info, budgets=target_budgets)
         plot_quality(result.rows, report_dir / "quality.png", title=title)

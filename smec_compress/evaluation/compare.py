@@ -62,6 +62,7 @@ class Row:
     pct_of_full: float  # nDCG@10 as % of the full-dim reference
     ndcg10_heldout: float | None = None  # on test queries whose relevant docs no training pair uses
     supervised: bool = False
+    rescored: int | None = None  # top candidates rescored with the full vectors (kept on disk, not in these bytes)
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,8 @@ def _quality(run, qrels: Qrels, heldout: list[str] | None) -> tuple[dict[str, fl
 
 
 def _search(method: Method, reduced: dict, docs: np.ndarray, queries: np.ndarray, reducers: Mapping[str, Reducer],
-            seed: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
-    """Top-``K`` of ``method`` and its bytes per vector; reduced vectors are cached in ``reduced``
+            seed: int, depth: int = K) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """Top-``depth`` of ``method`` and its bytes per vector; reduced vectors are cached in ``reduced``
     per (reducer, dim) and shared by the codecs stacked on them."""
     key = (method.reducer, method.dim)
     if key not in reduced:
@@ -170,10 +171,23 @@ def _search(method: Method, reduced: dict, docs: np.ndarray, queries: np.ndarray
                         else (reducer.transform(docs, method.dim), reducer.transform(queries, method.dim)))
     docs, queries = reduced[key]
     if method.codec is None:
-        return search(docs, queries, K), 4 * method.dim
+        return search(docs, queries, depth), 4 * method.dim
     codec = make_codec(method.codec, m=method.m, bits=method.bits, seed=seed).fit(docs)
     codes = codec.encode(docs)
-    return codec.search(codes, queries, K), codes.shape[1]
+    return codec.search(codes, queries, depth), codes.shape[1]
+
+
+def rescored_run(indices: np.ndarray, queries: np.ndarray, docs: np.ndarray, rescore: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``K`` of: each query's top ``rescore`` candidates re-ranked with the full vectors
+    (``rescore.rescore``), then its other candidates in the method's own order; scores are
+    full-dim for the rescored ones and below all of them for the rest."""
+    from ..rescore import rescore as rerank
+
+    top_s, top_i = rerank(indices[:, :rescore], queries, docs, rescore)
+    rest = indices[:, rescore:K]
+    floor = np.nanmin(np.where(np.isfinite(top_s), top_s, np.nan), axis=1, keepdims=True) - 1
+    rest_s = floor - np.arange(1, rest.shape[1] + 1, dtype=np.float32)  # keeps their order after the rescored
+    return np.hstack([top_s, rest_s])[:, :K], np.hstack([top_i, rest])[:, :K]
 
 
 def compare(
@@ -186,8 +200,11 @@ def compare(
     heldout: list[str] | None = None,
     seed: int = 0,
     on_row: Callable[[Row], None] | None = None,
+    rescore: int = 0,
 ) -> list[Row]:
-    """Score every method on the judged queries (and on ``heldout``, a subset of them).
+    """Score every method on the judged queries (and on ``heldout``, a subset of them); with
+    ``rescore`` R > 0, each method but the full vectors also gets a row ``NAME +rescore R``: its
+    top R candidates rescored with the full vectors (``rescored_run``), at the same bytes of RAM.
 
     Reduced vectors are computed once per (reducer, dim) and shared by the codecs stacked on them;
     codecs are fitted on the corpus vectors only.
@@ -197,22 +214,29 @@ def compare(
     q_vectors = queries.vectors[[position[q] for q in selection.query_ids]]
     reduced: dict[tuple[str | None, int], tuple[np.ndarray, np.ndarray]] = {}
     full_bytes, full_ndcg, rows = 4 * corpus.dim, None, []
+    depth = max(K, rescore)
     for method in methods:
         if method.budget is not None:  # the head's stored codec, applied to the full vectors
             head = reducers[method.reducer]
             codes = head.encode(corpus.vectors, budget=method.budget)
-            (scores, indices), size = head.search(codes, q_vectors, K, budget=method.budget), codes.shape[1]
+            (scores, indices), size = head.search(codes, q_vectors, depth, budget=method.budget), codes.shape[1]
         else:
-            (scores, indices), size = _search(method, reduced, corpus.vectors, q_vectors, reducers, seed)
-        metrics, held = _quality(to_run(selection.query_ids, corpus.ids, scores, indices), qrels, heldout)
-        full_ndcg = metrics["ndcg@10"] if full_ndcg is None else full_ndcg  # the first method is the reference
-        row = Row(
-            method.name, method.dim, int(size), full_bytes / size, metrics["ndcg@10"], metrics["recall@10"],
-            metrics["recall@100"], metrics["mrr@10"], 100 * metrics["ndcg@10"] / full_ndcg, held, method.supervised,
-        )
-        rows.append(row)
-        if on_row:
-            on_row(row)
+            (scores, indices), size = _search(method, reduced, corpus.vectors, q_vectors, reducers, seed, depth)
+        runs = [(method.name, None, scores[:, :K], indices[:, :K])]
+        if rescore and method.name != "full":
+            runs.append((f"{method.name} +rescore {rescore}", rescore,
+                         *rescored_run(indices, q_vectors, corpus.vectors, rescore)))
+        for name, rescored, s, i in runs:
+            metrics, held = _quality(to_run(selection.query_ids, corpus.ids, s, i), qrels, heldout)
+            full_ndcg = metrics["ndcg@10"] if full_ndcg is None else full_ndcg  # the first method is the reference
+            row = Row(
+                name, method.dim, int(size), full_bytes / size, metrics["ndcg@10"], metrics["recall@10"],
+                metrics["recall@100"], metrics["mrr@10"], 100 * metrics["ndcg@10"] / full_ndcg, held, method.supervised,
+                rescored,
+            )
+            rows.append(row)
+            if on_row:
+                on_row(row)
     return rows
 
 

@@ -67,11 +67,12 @@ def ranking(rows: list[Row]) -> tuple[str, Callable[[Row], float]]:
 
 def best_within(rows: list[Row], budgets: Iterable[int]) -> list[tuple[int, Row]]:
     """For each byte budget, the best method that fits in it (stored bytes <= budget): the
-    question users actually ask. Budgets nothing fits are left out."""
+    question users actually ask. Budgets nothing fits are left out, and so are rescored rows
+    (they also read full vectors from disk)."""
     _, key = ranking(rows)
     best = []
     for budget in sorted(set(budgets)):
-        fitting = [r for r in rows if r.bytes_per_vector <= budget]
+        fitting = [r for r in rows if r.bytes_per_vector <= budget and not r.rescored]
         if fitting:
             best.append((budget, max(fitting, key=key)))
     return best

@@ -93,6 +93,7 @@ def run_comparison(
     adaptor: bool = True,
     quantizers: bool = True,
     seed: int = 0,
+    rescore: int = 0,
     on_stage: Callable[[str, int | None], None] | None = None,
     on_row: Callable[[Row], None] | None = None,
 ) -> Comparison:
@@ -101,6 +102,7 @@ def run_comparison(
     ``budgets`` (bytes per vector) add the per-budget quantisers (RaBitQ, re-ranked sign bits,
     PQ/OPQ at ``m`` = budget). ``heads`` are fitted SMEC heads by name ("smec", and "smec-sup" for one that saw training
     labels), or ``fit_smec`` fits them here; they are stacked with every codec, like PCA.
+    ``rescore`` R > 0 adds each method's rows with its top R candidates rescored with the full vectors.
     ``on_stage(description, total_rows_or_None)`` and ``on_row(row)`` report progress.
     """
     dims = list(dims)
@@ -120,6 +122,7 @@ def run_comparison(
                                  supervised=[n for n in heads if n.endswith("-sup")],
                                  head_codecs={n: {b: bc.candidate for b, bc in getattr(h, "codecs_", {}).items()}
                                               for n, h in heads.items()}, rows=len(data.corpus.ids))
-    stage("score", len(methods))
-    rows = compare(data.corpus, data.queries, data.qrels, methods, reducers, heldout=heldout, seed=seed, on_row=on_row)
+    stage("score", len(methods) * (2 if rescore else 1) - (1 if rescore else 0))
+    rows = compare(data.corpus, data.queries, data.qrels, methods, reducers, heldout=heldout, seed=seed, on_row=on_row,
+                   rescore=rescore)
     return Comparison(rows, len(selection.query_ids), selection.skipped_without_qrels, heldout, warnings)

@@ -9,7 +9,7 @@ import pytest
 
 from smec_compress.evaluation.baselines import PCA, Truncation
 from smec_compress.evaluation.compare import Method, Row, compare, plan
-from smec_compress.evaluation.report import best_per_budget, to_markdown, write_report
+from smec_compress.evaluation.report import best_per_budget, best_within, to_markdown, write_report
 from smec_compress.errors import SmecError
 from smec_compress.evaluation.evalset import heldout_queries
 from smec_compress.data.io import Embeddings
@@ -138,3 +138,15 @@ def test_a_head_anchored_on_the_judged_queries_is_refused(toy):
     with pytest.raises(SmecError, match="anchored on 40 of the judged queries"):
         check_head(head, corpus, [8], judged=qrels)
     assert check_head(head, corpus, [8], judged={"other": {}}) == []
+
+
+def test_rescored_rows_rerank_each_methods_candidates_with_the_full_vectors(toy):
+    corpus, queries, qrels = toy
+    methods = [Method("full", None, 32), Method("truncation", "truncation", 4)]
+    plain = compare(corpus, queries, qrels, methods, {"truncation": Truncation().fit(corpus.vectors)})
+    rows = compare(corpus, queries, qrels, methods, {"truncation": Truncation().fit(corpus.vectors)}, rescore=100)
+    assert [r.method for r in rows] == ["full", "truncation", "truncation +rescore 100"]
+    assert rows[:2] == plain and rows[2].rescored == 100 and rows[2].bytes_per_vector == rows[1].bytes_per_vector
+    assert rows[1].ndcg10 < rows[2].ndcg10 <= rows[0].ndcg10 + 1e-9  # full-dim order of truncation's candidates
+    assert rows[2].recall100 == rows[1].recall100  # the same 100 documents, reordered
+    assert best_within(rows, [16])[0][1].method == "truncation"  # rescored rows also read the disk: not ranked per byte

@@ -103,6 +103,38 @@ def test_search_forms_agree_and_match_brute_force(client, head):
     assert many["results"][0][0]["id"] == "d0"
 
 
+def test_rescore_reranks_the_dims_candidates_with_the_full_vectors(client, head):
+    ids, x = add_docs(client, 60)
+    q = x[:4] + 0.05
+    r = client.post("/search?dim=16&rescore=20", json={"vectors": q.tolist(), "k": 5}).json()
+    assert "results" in r, r
+    assert r["rescore"] == 20 and r["k"] == 5
+    z = head.transform(x, 16)
+    for qi, hits in enumerate(r["results"]):
+        cand = np.argsort(-(head.transform(q[qi : qi + 1], 16) @ z.T)[0], kind="stable")[:20]
+        top = cand[np.argsort(-(x[cand] @ q[qi]), kind="stable")[:5]]
+        assert [h["id"] for h in hits] == [ids[i] for i in top]
+        np.testing.assert_allclose([h["score"] for h in hits], x[top] @ q[qi], rtol=1e-5)  # full-dim scores
+    plain = client.post("/search?dim=16", json={"vectors": q.tolist(), "k": 5}).json()
+    assert plain["rescore"] == 0
+
+
+def test_rescore_outside_k_and_the_limit_is_a_422_that_says_what_is_allowed(make_client):
+    client = make_client(max_rescore=50)
+    add_docs(client, 10)
+    for value in (3, 51):
+        r = client.post(f"/search?rescore={value}", json={"vector": [0.1] * INPUT_DIM, "k": 5})
+        assert r.status_code == 422 and "5..50" in r.json()["detail"]
+    assert client.post("/search?rescore=0", json={"vector": [0.1] * INPUT_DIM, "k": 5}).json()["rescore"] == 0
+
+
+def test_the_servers_default_rescore_is_raised_to_k(make_client):
+    client = make_client(rescore=3)
+    add_docs(client, 10)
+    assert client.post("/search", json={"vector": [0.1] * INPUT_DIM, "k": 5}).json()["rescore"] == 5
+    assert client.post("/search", json={"vector": [0.1] * INPUT_DIM, "k": 2}).json()["rescore"] == 3
+
+
 def test_search_k_larger_than_store_returns_what_there_is(client):
     add_docs(client, 3)
     hits = client.post("/search", json={"vector": [0.1] * INPUT_DIM, "k": 50}).json()["results"][0]
