@@ -191,6 +191,16 @@ class SMEC:
         bc = self._codec(budget)
         return bc.codec.search(codes, view(self, queries, bc.candidate), k)
 
+    def score(self, queries, codes: np.ndarray, *, budget: int) -> np.ndarray:
+        """``(n_queries, n_codes)`` asymmetric scores of float ``queries`` against ``codes``: the
+        scores ``search`` ranks by, for every code (re-ranked sign bits: the float query against
+        each +-1 code). For your own store or re-ranking; ``search`` is the fast path for a top-k."""
+        codes = np.asarray(codes)
+        scores, rows = self.search(codes, queries, len(codes), budget=budget)
+        out = np.full((len(scores), len(codes)), -np.inf, np.float32)
+        np.put_along_axis(out, np.where(rows >= 0, rows, 0), np.where(rows >= 0, scores, -np.inf), 1)
+        return out
+
     # ------------------------------------------------------------------------ inference
     def check_dim(self, dim: int, *, what: str = "dim") -> None:
         """Refuse a dim this head was not trained for, listing those it was."""

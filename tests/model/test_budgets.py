@@ -55,6 +55,17 @@ def test_codes_fit_the_budget_and_search_finds_each_row_itself(fitted):
         assert (ids == np.arange(100)[:, None]).any(axis=1).mean() > 0.5  # chance: 5/1200
 
 
+def test_score_gives_every_codes_asymmetric_score_in_searchs_order(fitted):
+    x, head, _ = fitted
+    for budget in BUDGETS:
+        codes = head.encode(x[:300], budget=budget)
+        scores = head.score(x[:7], codes, budget=budget)
+        top_s, top_i = head.search(codes, x[:7], 10, budget=budget)
+        assert scores.shape == (7, 300) and np.isfinite(scores).all()
+        assert np.allclose(np.take_along_axis(scores, top_i, 1), top_s, atol=1e-5)
+        assert (np.sort(scores, 1)[:, ::-1][:, :10] <= top_s[:, :1] + 1e-5).all()  # nothing scores above search's best
+
+
 def test_a_row_alone_encodes_exactly_as_inside_a_batch(fitted):
     x, head, _ = fitted
     for budget in BUDGETS:
