@@ -74,7 +74,8 @@ class Hit(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    dim: int
+    dim: int | None = Field(description="The dim searched (null with ?budget=).")
+    budget: int | None = Field(None, description="The byte budget searched (?budget=), else null.")
     k: int
     rescore: int = Field(0, description="Candidates rescored with the full vectors (0: scores are the dim's own).")
     results: list[list[Hit]] = Field(description="Per query, best first; fewer than k when the store holds fewer.")
@@ -104,6 +105,9 @@ class IndexesResponse(BaseModel):
     served_dims: list[int]
     indexes: list[IndexStats] = Field(description="Per served dim; index_type is the FAISS factory string (segments "
                                       "under SMEC_INDEX_MIN_ROWS rows are Flat), memory_bytes an estimate.")
+    served_budgets: list[int] = Field(default_factory=list, description="Byte budgets /search?budget= serves.")
+    budgets: list[IndexStats] = Field(default_factory=list, description="Per served byte budget: the head's codec "
+                                      "(index_type), the dim it codes, its bytes per vector and memory.")
 
 
 class Health(BaseModel):

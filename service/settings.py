@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     head_dir: Path | None = Field(None, description="Directory of a head saved by `smec-compress fit`.")
     data_dir: Path = Field(Path("data"), description="Where documents, the write-ahead log and index snapshots live.")
     dims: list[int] | None = Field(None, description="Dims to index and serve (default: every dim of the head).")
+    budgets: list[int] | None = Field(None, description="Byte budgets to index and serve with the head's codecs "
+                                      "(default: every budget of a head fitted with --budgets, sign bits aside).")
     default_dim: int | None = Field(None, description="Dim used when a request gives none (default: the largest served).")
     index_factory: str = Field("Flat", description="FAISS factory string for every dim (exact inner product by default).")
     index_factories: dict[int, str] = Field(default_factory=dict, description="Per-dim factory overrides, e.g. HNSW32.")

@@ -19,4 +19,6 @@ def indexes(runtime: RuntimeDep, store: StoreDep) -> IndexesResponse:
         default_dim=runtime.default_dim,
         served_dims=list(store.dims),
         indexes=store.stats(),
+        served_budgets=list(store.budgets),
+        budgets=store.budget_stats(),
     )

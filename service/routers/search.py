@@ -21,6 +21,10 @@ RescoreQuery = Annotated[int | None, Query(ge=0, description=(
     "0: off. Default SMEC_RESCORE, at most SMEC_MAX_RESCORE."))]
 
 
+BudgetQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description=(
+    "Search the head's codec for this many bytes a vector instead of a dim (served budgets: GET /indexes)."))]
+
+
 def resolve_rescore(settings, rescore: int | None, k: int) -> int:
     """The candidates to rescore: the request's (0, or k..SMEC_MAX_RESCORE; else 422 saying so),
     or the server default raised to k."""
@@ -40,11 +44,17 @@ def resolve_rescore(settings, rescore: int | None, k: int) -> int:
     summary="Top-k documents per query",
 )
 async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: DimQuery = None, k: KQuery = None,
-                 rescore: RescoreQuery = None) -> Response:
+                 rescore: RescoreQuery = None, budget: BudgetQuery = None) -> Response:
     """``{"vector": [...]}``, ``{"vectors": [[...]]}``, ``{"text": "..."}`` or ``{"texts": [...]}``
     plus ``"k"``; or a ``.npy`` array of query rows with ``?k=``. ``?rescore=R``: two-stage
-    search, the dim's top R rescored with the full vectors (full-dim scores)."""
-    dim = resolve_dim(runtime, store, dim)
+    search, the dim's top R rescored with the full vectors (full-dim scores). ``?budget=B``
+    instead of a dim: the head's learned codec for B bytes a vector (see GET /indexes)."""
+    if budget is not None:
+        if dim is not None:
+            raise SmecError(f"give a dim or a budget, not both (dim={dim}, budget={budget})")
+        store.check_budget(budget)
+    else:
+        dim = resolve_dim(runtime, store, dim)
     req, queries = await read_rows(request, runtime, SearchRequest, npy=True)
     if req is None:  # .npy body: k comes from the query string
         k = 10 if k is None else k
@@ -55,6 +65,6 @@ async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: Di
     if k > runtime.settings.max_k:
         raise SmecError(f"k={k} is above the limit of {runtime.settings.max_k} (SMEC_MAX_K)")
     rescore = resolve_rescore(runtime.settings, rescore, k)
-    hits = await run_in_threadpool(store.search, queries, dim, k, rescore=rescore)
+    hits = await run_in_threadpool(store.search, queries, dim, k, rescore=rescore, budget=budget)
     results = [[{"id": i, "score": s} for i, s in row] for row in hits]
-    return json_response({"dim": dim, "k": k, "rescore": rescore, "results": results})
+    return json_response({"dim": dim, "budget": budget, "k": k, "rescore": rescore, "results": results})

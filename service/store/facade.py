@@ -36,6 +36,7 @@ import numpy as np
 
 from smec_compress.errors import SmecError
 from smec_compress.rescore import rescore as rerank
+from smec_compress.export.budget_index import budget_index
 from smec_compress.export.index import IndexStats, code_size, index_memory
 from smec_compress.validation import check_matrix, check_served_dim
 
@@ -43,7 +44,7 @@ from ..wal import DELETE, UPSERT, Record, WriteAheadLog
 from .ids import check_ids
 from .persistence import DataDir
 from .segments import IndexConfig, SegmentBuilder, check_factory, merge_group
-from .state import State, empty_state, hits, search_iids, tombstoned
+from .state import State, empty_state, hits, search_budget, search_iids, tombstoned
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -54,15 +55,29 @@ ID_BYTES = 16  # per vector: IndexIDMap2 keeps each 8-byte id twice (array and r
 REBUILD_ROWS = 262_144
 
 
+def servable_budgets(head, budgets: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The byte budgets to index: ``budgets`` (each one the head has a FAISS-indexable codec for,
+    else an error naming those), or all of those when None."""
+    indexable = tuple(b for b in head.budgets_ if hasattr(head.codecs_[b].codec, "index_"))
+    if budgets is None:
+        return indexable
+    for b in budgets:
+        if b not in indexable:
+            raise SmecError(f"budget {b} cannot be served: this head's budgets with a FAISS index are "
+                            f"{', '.join(map(str, indexable)) or 'none'} (sign-bit codecs have none)")
+    return tuple(sorted(set(budgets)))
+
+
 class Store:
     """Build with ``Store.open`` (or ``Store.from_settings``); thread-safe: any number of
     concurrent searches and gets, writes serialised among themselves."""
 
     def __init__(self, data_dir: Path, head, dims: tuple[int, ...], config: IndexConfig, *, snapshot_every: int, fsync: bool,
-                 search_threads: int | None = None):
+                 search_threads: int | None = None, budgets: tuple[int, ...] = ()):
         self.data_dir = data_dir
         self.head = head
         self.dims = dims
+        self.budgets = budgets
         self.config = config
         self.snapshot_every = snapshot_every
         self.fsync = fsync
@@ -72,8 +87,8 @@ class Store:
         self._iid_of: dict[str, int] = {}  # external id -> live iid
         self._write_lock = threading.Lock()
         self._publish_lock = threading.Lock()  # a dict update + one assignment; never held across compute
-        self._segments = SegmentBuilder(dims, config, self._compress_all)
-        self._files = DataDir(data_dir, input_dim=self.input_dim, dims=dims, fsync=fsync)
+        self._segments = SegmentBuilder(dims, config, self._compress_all, budgets, lambda b: budget_index(head, b))
+        self._files = DataDir(data_dir, input_dim=self.input_dim, dims=dims, fsync=fsync, budgets=budgets)
         self._wal: WriteAheadLog | None = None
 
     # ------------------------------------------------------------------------- open / close
@@ -92,18 +107,23 @@ class Store:
         fsync: bool = True,
         reindex: bool = False,
         search_threads: int | None = None,
+        budgets: tuple[int, ...] | None = None,
     ) -> "Store":
-        """Open (or create) the store in ``data_dir`` for ``head``, recovering from its log."""
+        """Open (or create) the store in ``data_dir`` for ``head``, recovering from its log;
+        ``budgets`` (bytes per vector) are indexed with the head's codecs too (default: every
+        budget whose codec has a FAISS index; sign bits have none)."""
         served = tuple(sorted(set(dims or head.dims_), reverse=True))
         for d in served:
             head.check_dim(d)
+        budgets = servable_budgets(head, budgets)
         factories = {d: (factories or {}).get(d, default_factory) for d in served}
         for d, factory in factories.items():
             check_factory(d, factory, index_params)
         config = IndexConfig(factories, index_params, int(index_min_rows))
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        store = cls(data_dir, head, served, config, snapshot_every=snapshot_every, fsync=fsync, search_threads=search_threads)
+        store = cls(data_dir, head, served, config, snapshot_every=snapshot_every, fsync=fsync, search_threads=search_threads,
+                    budgets=budgets)
         store._files.lock.acquire()
         try:
             store._load(reindex)
@@ -121,6 +141,7 @@ class Store:
             s.data_dir, head, dims=tuple(s.dims) if s.dims else None, factories=s.index_factories,
             default_factory=s.index_factory, index_params=s.index_params, index_min_rows=s.index_min_rows,
             snapshot_every=s.snapshot_every, fsync=s.fsync, reindex=s.reindex, search_threads=s.faiss_threads,
+            budgets=tuple(s.budgets) if s.budgets is not None else None,
         )
 
     def close(self) -> None:
@@ -172,6 +193,11 @@ class Store:
     def check_dim(self, dim: int) -> None:
         check_served_dim(dim, self.dims, served="served")
 
+    def check_budget(self, budget: int) -> None:
+        if budget not in self.budgets:
+            served = ", ".join(map(str, self.budgets)) or "none (fit the head with --budgets)"
+            raise SmecError(f"budget {budget} is not served; served byte budgets: {served}")
+
     def check_vectors(self, vectors, what: str = "vectors") -> np.ndarray:
         """(n, input_dim) finite float32 (one vector is a row), or a SmecError saying what is wrong."""
         return check_matrix(what, vectors, input_dim=self.input_dim, allow_row=True)
@@ -192,25 +218,35 @@ class Store:
             )
         return z
 
-    def search(self, queries, dim: int, k: int, *, rescore: int = 0) -> list[list[tuple[str, float]]]:
-        """Top-``k`` ``(id, inner-product score)`` per query, best first (fewer if fewer documents).
-        With ``rescore`` R >= k: the top R of that dim's index, rescored by exact inner product of
-        the raw queries with the stored full vectors (``smec_compress.rescore``), full-dim scores.
+    def search(self, queries, dim: int | None, k: int, *, rescore: int = 0, budget: int | None = None
+               ) -> list[list[tuple[str, float]]]:
+        """Top-``k`` ``(id, inner-product score)`` per query, best first (fewer if fewer documents),
+        from the ``dim``-d index, or with ``budget`` from that byte budget's codec index (raw
+        queries in: the head's map is inside it). With ``rescore`` R >= k: the top R, rescored by
+        exact inner product of the raw queries with the stored full vectors
+        (``smec_compress.rescore``), full-dim scores.
 
         The head's matmul, every FAISS scan and the rescoring run with no lock held, on one
         published state.
         """
-        self.check_dim(dim)
+        if (dim is None) == (budget is None):
+            raise SmecError("search one index: a dim or a byte budget")
+        if budget is not None:
+            self.check_budget(budget)
+        else:
+            self.check_dim(dim)
         if k < 1:
             raise SmecError(f"k={k} must be >= 1")
         if rescore and rescore < k:
             raise SmecError(f"rescore={rescore} must be 0 (off) or at least k={k}")
         queries = self.check_vectors(queries, "queries")
-        z = self._transform(queries, dim, "queries")  # (n, dim)
         if self.search_threads is not None:  # OpenMP's thread count is per calling thread
             faiss.omp_set_num_threads(self.search_threads)
         state = self._state
-        scores, iids = search_iids(state, z, dim, max(k, rescore))
+        if budget is not None:
+            scores, iids = search_budget(state, queries, budget, max(k, rescore))
+        else:
+            scores, iids = search_iids(state, self._transform(queries, dim, "queries"), dim, max(k, rescore))
         if rescore:
             scores, iids = rerank(iids, queries, state.full, k)
         return hits(state, scores, iids)
@@ -235,6 +271,19 @@ class Store:
                 memory_bytes=sum(index_memory(seg.inner[d], d, id_bytes=ID_BYTES) for seg in state.segments),
             )
             for d in self.dims
+        ]
+
+    def budget_stats(self) -> list[IndexStats]:
+        """Per served byte budget: its codec (``index_type``), the dim it codes, bytes per vector
+        and memory (codes plus ids)."""
+        state = self._state
+        return [
+            IndexStats(
+                dim=self.head.codecs_[b].candidate.dim, count=state.live, bytes_per_vector=b_size,
+                index_type=f"budget {b} B: {self.head.codecs_[b].candidate.key}", segments=len(state.segments),
+                memory_bytes=state.live * (b_size + ID_BYTES),
+            )
+            for b in self.budgets for b_size in [int(self.head.codecs_[b].codec.code_size_)]
         ]
 
     # --------------------------------------------------------------------------- writes
@@ -292,7 +341,7 @@ class Store:
         state.ext.extend(ids)
         iids = np.arange(start, start + n, dtype=np.int64)
         old = [self._iid_of[e] for e in ids if e in self._iid_of]
-        segment = self._segments.build(iids, compressed)
+        segment = self._segments.build(iids, compressed, vectors)
         new = replace(state, segments=state.segments + (segment,), full=full, count=start + n, live=state.live + n - len(old))
         self._publish(tombstoned(new, old), set_ids=dict(zip(ids, iids.tolist())))
         self._merge()

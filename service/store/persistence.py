@@ -5,8 +5,9 @@ Files (names and manifest keys are the on-disk format; keep them stable):
 * ``LOCK``: ``flock``-ed by the one process that owns the directory.
 * ``manifest.json``: format, generation, head fingerprint, input dim, dims, index settings, the
   live segment ids and their kinds, tombstones, next iid and next segment id.
-* ``seg-<id>.parquet``: a segment's full vectors (ids, vectors and an ``iid`` column), and
-  ``seg-<id>.d<dim>.faiss``: its index for each served dim.
+* ``seg-<id>.parquet``: a segment's full vectors (ids, vectors and an ``iid`` column),
+  ``seg-<id>.d<dim>.faiss``: its index for each served dim, and ``seg-<id>.b<bytes>.faiss``: its
+  index for each served byte budget (the head's codec over raw vectors).
 * ``wal-<generation>.log``: the write-ahead log since the manifest's snapshot (``service.wal``).
 
 A snapshot writes the segments not yet on disk (each file under a temporary name, fsynced and
@@ -69,10 +70,11 @@ class DirLock:
 class DataDir:
     """The files of one store; tracks the current generation and which segments are on disk."""
 
-    def __init__(self, path: Path, *, input_dim: int, dims: tuple[int, ...], fsync: bool) -> None:
+    def __init__(self, path: Path, *, input_dim: int, dims: tuple[int, ...], fsync: bool, budgets: tuple[int, ...] = ()) -> None:
         self.path = path
         self.input_dim = input_dim
         self.dims = dims
+        self.budgets = budgets
         self.fsync = fsync
         self.lock = DirLock(path)
         self.generation = 0
@@ -86,6 +88,13 @@ class DataDir:
 
     def index_path(self, seg_id: int, dim: int) -> Path:
         return self.path / f"seg-{seg_id:08d}.d{dim}.faiss"
+
+    def budget_path(self, seg_id: int, budget: int) -> Path:
+        return self.path / f"seg-{seg_id:08d}.b{budget}.faiss"
+
+    def index_files(self, seg_id: int, dims, budgets) -> list[Path]:
+        """Every index file of a segment: one per dim, one per byte budget."""
+        return [self.index_path(seg_id, d) for d in dims] + [self.budget_path(seg_id, b) for b in budgets]
 
     # ---------------------------------------------------------------------------- open
     def read_manifest(self) -> dict | None:
@@ -112,12 +121,13 @@ class DataDir:
             manifest["head_fingerprint"] != head_fingerprint
             or manifest["dims"] != list(self.dims)
             or manifest["index"] != config.to_dict()
+            or manifest.get("budgets", []) != list(self.budgets)
         )
         if differs and not reindex:
             raise SmecError(
                 f"{self.path} was indexed with head {manifest['head_fingerprint']} at dims {manifest['dims']} "
-                f"({manifest['index']['factories']}); this head is {head_fingerprint} at dims {list(self.dims)} "
-                f"({config.to_dict()['factories']}). Rebuild the indexes with "
+                f"({manifest['index']['factories']}), budgets {manifest.get('budgets', [])}; this head is {head_fingerprint} "
+                f"at dims {list(self.dims)} ({config.to_dict()['factories']}), budgets {list(self.budgets)}. Rebuild the indexes with "
                 f"`smec-compress reindex --head HEAD --data-dir {self.path}` (or set SMEC_REINDEX=true)"
             )
         return differs
@@ -147,7 +157,13 @@ class DataDir:
                     idx = faiss.read_index(str(path))
                     indexes[d] = idx
                     inner[d] = faiss.downcast_index(faiss.downcast_index(idx).index)
-                segments.append(Segment(seg_id, iids, indexes, inner, manifest["segment_kinds"][str(seg_id)]))
+                budgets = {}
+                for b in self.budgets:
+                    path = self.budget_path(seg_id, b)
+                    if not path.exists():
+                        raise SmecError(f"{path}: index file named by the manifest is missing; run `smec-compress reindex`")
+                    budgets[b] = faiss.read_index(str(path))
+                segments.append(Segment(seg_id, iids, indexes, inner, manifest["segment_kinds"][str(seg_id)], budgets))
             else:
                 segments.append(Segment(seg_id, iids, {}, {}, "unbuilt"))
             self.persisted.add(seg_id)
@@ -164,7 +180,7 @@ class DataDir:
             keep.add(self.wal_path(int(manifest["generation"])).name)
             for seg_id in manifest["segments"]:
                 keep.add(self.segment_path(seg_id).name)
-                keep.update(self.index_path(seg_id, d).name for d in manifest["dims"])
+                keep.update(p.name for p in self.index_files(seg_id, manifest["dims"], manifest.get("budgets", [])))
         else:
             keep.add(self.wal_path(0).name)
         for path in self.path.iterdir():
@@ -197,6 +213,7 @@ class DataDir:
             "input_dim": self.input_dim,
             "dims": list(self.dims),
             "index": config.to_dict(),
+            "budgets": list(self.budgets),
             "segments": [s.id for s in state.segments],
             "segment_kinds": {str(s.id): s.kind for s in state.segments},
             "tombstones": sorted(state.tombstones),
@@ -211,8 +228,8 @@ class DataDir:
         live_ids = {s.id for s in state.segments}
         for seg_id in sorted(self.persisted - live_ids):
             self.segment_path(seg_id).unlink(missing_ok=True)
-            for d in self.dims:
-                self.index_path(seg_id, d).unlink(missing_ok=True)
+            for path in self.index_files(seg_id, self.dims, self.budgets):
+                path.unlink(missing_ok=True)
         self.persisted &= live_ids
         return new_wal
 
@@ -228,5 +245,8 @@ class DataDir:
         for d in self.dims:
             with atomic_file(self.index_path(seg.id, d), fsync=True) as tmp:
                 faiss.write_index(seg.indexes[d], str(tmp))
+        for b in self.budgets:
+            with atomic_file(self.budget_path(seg.id, b), fsync=True) as tmp:
+                faiss.write_index(seg.budgets[b], str(tmp))
         fsync_path(self.path)
         self.persisted.add(seg.id)

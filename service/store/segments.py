@@ -61,15 +61,19 @@ def merge_group(state: State) -> list[int] | None:
 
 
 class SegmentBuilder:
-    """Builds segments for the served ``dims``; numbers them from ``next_id`` (never reused)."""
+    """Builds segments for the served ``dims`` (and byte ``budgets``: ``budget_index(b)`` gives the
+    head's trained, empty codec index over raw vectors); numbers them from ``next_id`` (never reused)."""
 
-    def __init__(self, dims: tuple[int, ...], config: IndexConfig, compress: Callable[[np.ndarray], dict[int, np.ndarray]]) -> None:
+    def __init__(self, dims: tuple[int, ...], config: IndexConfig, compress: Callable[[np.ndarray], dict[int, np.ndarray]],
+                 budgets: tuple[int, ...] = (), budget_index: Callable[[int], faiss.Index] | None = None) -> None:
         self.dims = dims
         self.config = config
         self.compress = compress  # full vectors -> {dim: the head's vectors}
+        self.budgets = budgets
+        self.budget_index = budget_index
         self.next_id = 0
 
-    def build(self, iids: np.ndarray, compressed: dict[int, np.ndarray]) -> Segment:
+    def build(self, iids: np.ndarray, compressed: dict[int, np.ndarray], vectors: np.ndarray) -> Segment:
         big = len(iids) >= self.config.min_rows
         indexes, inner = {}, {}
         kinds = set()
@@ -84,7 +88,11 @@ class SegmentBuilder:
             idx = faiss.IndexIDMap2(base)
             idx.add_with_ids(compressed[d], iids)
             indexes[d], inner[d] = idx, faiss.downcast_index(base)
-        seg = Segment(self.next_id, iids, indexes, inner, "Flat" if not big else ",".join(sorted(kinds)))
+        budgets = {}
+        for b in self.budgets:  # the codec's own tables: nothing to train, whatever the segment's size
+            budgets[b] = faiss.IndexIDMap2(self.budget_index(b))
+            budgets[b].add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), iids)
+        seg = Segment(self.next_id, iids, indexes, inner, "Flat" if not big else ",".join(sorted(kinds)), budgets)
         self.next_id += 1
         return seg
 
@@ -95,7 +103,7 @@ class SegmentBuilder:
         iids = np.sort(np.concatenate([s.iids for s in segs]))
         dead_mask = np.isin(iids, np.fromiter(state.tombstones, np.int64, len(state.tombstones)))
         live = iids[~dead_mask]
-        merged = [self.build(live, self.compress(state.full[live]))] if len(live) else []
+        merged = [self.build(live, self.compress(state.full[live]), state.full[live])] if len(live) else []
         remaining = [s for j, s in enumerate(state.segments) if j not in group]
         segments = tuple(remaining[: group[0]]) + tuple(merged) + tuple(remaining[group[0] :])
         gone = {s.id for s in segs}

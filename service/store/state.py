@@ -21,6 +21,7 @@ class Segment:
     indexes: dict[int, faiss.Index]  # dim -> IndexIDMap2 over iids
     inner: dict[int, faiss.Index]  # dim -> the wrapped index (its type picks the search parameters)
     kind: str  # factory string used
+    budgets: dict[int, faiss.Index] = field(default_factory=dict)  # bytes -> IndexIDMap2 over the head's codec (raw vectors in)
 
     @property
     def rows(self) -> int:
@@ -86,20 +87,37 @@ def search_params(inner: faiss.Index, selector) -> faiss.SearchParameters | None
 def search_iids(state: State, z: np.ndarray, dim: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` ``(scores, iids)`` per row of ``z`` over every segment of ``state``, best first
     (-1 iids where the store holds fewer)."""
-    scores, iids = [], []
+    return _merged([seg.indexes[dim].search(z, min(k, seg.rows), params=search_params(seg.inner[dim], state.selector))
+                    for seg in state.segments], len(z), k)
+
+
+def search_budget(state: State, x: np.ndarray, budget: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """As ``search_iids`` over the ``budget`` codec's indexes, which take raw full-dim ``x``. FAISS'
+    PQ search takes no id selector, so each segment returns ``k`` plus its dead rows and the
+    tombstoned ones are dropped here."""
+    dead = np.fromiter(state.tombstones, np.int64, len(state.tombstones))
+    parts = []
     for seg in state.segments:
-        d, i = seg.indexes[dim].search(z, min(k, seg.rows), params=search_params(seg.inner[dim], state.selector))
-        scores.append(d)
-        iids.append(i)
+        d, i = seg.budgets[budget].search(x, min(k + state.dead.get(seg.id, 0), seg.rows))
+        if len(dead):
+            gone = np.isin(i, dead)
+            d, i = np.where(gone, -np.inf, d).astype(np.float32), np.where(gone, -1, i)
+        parts.append((d, i))
+    return _merged(parts, len(x), k)
+
+
+def _merged(parts: list[tuple[np.ndarray, np.ndarray]], n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of every segment's ``(scores, iids)``, holes last."""
+    scores, iids = [p[0] for p in parts], [p[1] for p in parts]
     if not scores:
-        return np.zeros((len(z), 0), np.float32), np.zeros((len(z), 0), np.int64)
+        return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
     d = np.hstack(scores)
     i = np.hstack(iids)
-    if len(scores) > 1:
+    if len(scores) > 1 or (i < 0).any():
         order = np.argsort(-d, axis=1, kind="stable")[:, :k]
         d = np.take_along_axis(d, order, axis=1)
         i = np.take_along_axis(i, order, axis=1)
-    return d, i
+    return d[:, :k], i[:, :k]
 
 
 def hits(state: State, scores: np.ndarray, iids: np.ndarray) -> list[list[tuple[str, float]]]:
