@@ -44,12 +44,17 @@ class CodecBars:
 
 
 def report_choices(head) -> None:
-    """One line per budget: what was chosen, its criterion, and the runner-up's."""
+    """One line per budget: what was chosen, its criterion, the runner-up's, and for a codec
+    trained in the loop the criterion of the blind stack it started from."""
+    from ..codecs.budget import MAPPED, blind_twin
+
     for budget, bc in head.codecs_.items():
         ranked = sorted(bc.choice.recall.items(), key=lambda kv: -kv[1])
         line = f"{budget} B: {bc.candidate.key}, {bc.codec.code_size_} B stored, recall@10 {ranked[0][1]:.3f}"
         if len(ranked) > 1:
             line += f" (next: {ranked[1][0]} {ranked[1][1]:.3f}; {len(ranked)} candidates)"
+        if bc.candidate.codec in MAPPED and (blind := blind_twin(bc.candidate).key) in bc.choice.recall:
+            line += f"; trained in the loop, blind {bc.choice.recall[blind]:.3f}"
         out.print(line)
 
 

@@ -88,6 +88,11 @@ def sees_full_vectors(cand: "Candidate") -> bool:
 def in_loop(cand: "Candidate") -> "Candidate":
     """``cand`` (a blind quantiser on a reducer's dims) with its quantiser trained in the loop."""
     return Candidate(IN_LOOP[cand.codec], cand.dim, cand.reducer, m=cand.m)
+
+
+def blind_twin(cand: "Candidate") -> "Candidate":
+    """The blind stack an in-loop ``cand`` started from (``in_loop``'s inverse)."""
+    return Candidate(next(b for b, q in IN_LOOP.items() if q == cand.codec), cand.dim, cand.reducer, m=cand.m)
 HELD_BACK = 1000  # most corpus rows (and queries) held back as the criterion's probes
 
 

@@ -67,3 +67,13 @@ def test_unlabelled_queries_reach_the_rank_distilled_codec_and_the_criterion(mon
     choice = choose(x, 8, training=budget_module.RankTraining(steps=2), queries=queries)
     assert seen == [100 - 20] and choice.with_queries  # a fifth held back as the criterion's probes
     assert training_rows(600) == 540
+
+
+def test_each_in_loop_candidate_names_the_blind_stack_it_starts_from():
+    from smec_compress.codecs.budget import IN_LOOP, Candidate, blind_twin, in_loop, sees_full_vectors
+
+    for blind in IN_LOOP:
+        cand = Candidate(blind, 64, "smec", m=16 if blind == "opq" else None)
+        twin = in_loop(cand)
+        assert blind_twin(twin) == cand and twin.key.startswith(f"smec+qat-") and twin.dim == 64
+        assert sees_full_vectors(twin) and not sees_full_vectors(cand)  # the twin holds the head's map itself
