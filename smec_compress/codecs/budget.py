@@ -193,7 +193,7 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
     """The candidate with the best recall@``k`` of ``held_back`` corpus rows' full-dim top-``k``
     (at most a tenth of the rows), each candidate fitted on the other rows. With unlabelled
     ``queries`` the criterion is the mean of that and the same recall for held-back queries (a
-    fifth of them, at most ``held_back``); the others anchor rank-distilled OPQ.
+    fifth of them, at most ``held_back``); the others anchor the rank-trained codecs.
 
     ``fit_reducer(rows)`` gives ``reducer``'s transform fitted on the training rows (PCA is refit
     there; a fitted head ignores them, and has seen the held-back rows in its own fit, which

@@ -82,7 +82,7 @@ def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, c
     """Choose and fit a codec per budget for ``head`` on (``codec_rows`` of) the rows ``X``;
     the rank-trained codecs (rank-distilled OPQ, the in-loop ones) train ``codec_steps`` steps (0:
     not candidates). Unlabelled ``queries``
-    join the criterion and anchor rank-distilled OPQ (``codecs.budget.choose``)."""
+    join the criterion and anchor the rank-trained codecs (``codecs.budget.choose``)."""
     from ..codecs.rank_pq import RankTraining
 
     budgets = check_budgets(budgets, X.shape[1], head.dims_, learned=codec_steps > 0, rows=len(X))

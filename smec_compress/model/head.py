@@ -106,7 +106,7 @@ class SMEC:
         (index into X of each query's relevant row, one row per pair) also learn from pairs.
         ``budgets`` (bytes per vector) then choose and fit a codec for each (``model.budgets``);
         ``anchor_queries`` (M, D), unlabelled queries such as a query log, join that choice and
-        anchor the rank-distilled codec (the head's own training does not use them yet); their
+        anchor the rank-trained codecs (the head's own training does not use them yet); their
         ``anchor_ids`` are kept as hashes, so ``eval`` can refuse a head anchored on its test queries.
 
         Run-time knobs, not model parameters (they change nothing in the result): ``threads``
