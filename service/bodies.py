@@ -81,21 +81,23 @@ def check_batch(runtime: Runtime, rows: int) -> None:
         raise SmecError(f"{rows} rows in one request is above the limit of {limit} (SMEC_MAX_BATCH); split the batch")
 
 
-def embed_texts(runtime: Runtime, texts: list[str]) -> np.ndarray:
-    """Texts through the server's embedder (call in a worker thread)."""
+def embed_texts(runtime: Runtime, texts: list[str], kind: str | None = None) -> np.ndarray:
+    """Texts through the server's embedder with the prompt of their ``kind`` (queries or
+    documents; call in a worker thread)."""
     if runtime.embedder is None:
         raise SmecError("this server has no embedder, so it takes vectors only (start it with SMEC_EMBEDDER=default to accept texts)")
     limit = runtime.settings.max_text_chars
     long = [i for i, t in enumerate(texts) if len(t) > limit]
     if long:
         raise SmecError(f"{len(long)} text(s) longer than {limit} characters (SMEC_MAX_TEXT_CHARS), first at index {long[0]}")
-    return runtime.embedder.encode(texts)
+    return runtime.embedder.encode(texts, kind=kind)
 
 
-async def read_rows(request: Request, runtime: Runtime, model: type[M], *, npy: bool) -> tuple[M | None, np.ndarray | list]:
+async def read_rows(request: Request, runtime: Runtime, model: type[M], *, npy: bool,
+                    kind: str | None = None) -> tuple[M | None, np.ndarray | list]:
     """The request's rows: a ``.npy`` body (when ``npy``; no parsed request, so None), or the JSON
     body parsed as ``model`` and its ``vector``/``vectors``, or its ``text``/``texts`` embedded in a
-    worker thread. The batch limit applies before embedding (to the texts and to ``ids`` when the
+    worker thread (with the prompt of ``kind``: queries or documents). The batch limit applies before embedding (to the texts and to ``ids`` when the
     model has them) and to the rows; the store validates the rows themselves."""
     if body_kind(request, npy=npy) == NPY:
         rows = await parse_npy(request)
@@ -108,7 +110,7 @@ async def read_rows(request: Request, runtime: Runtime, model: type[M], *, npy: 
     given = vectors if vectors is not None else texts
     check_batch(runtime, max(len(given), len(getattr(req, "ids", None) or ())))
     if vectors is None:
-        vectors = await run_in_threadpool(embed_texts, runtime, texts)
+        vectors = await run_in_threadpool(embed_texts, runtime, texts, kind)
         check_batch(runtime, len(vectors))
     return req, vectors
 

@@ -60,10 +60,11 @@ class Runtime:
             if default_dim not in dims:
                 raise SmecError(f"SMEC_DEFAULT_DIM={default_dim} is not a served dim; served dims: {sorted(dims, reverse=True)}")
             if s.embedder:
-                from smec_compress.data.embed import Embedder
+                from smec_compress.data.embed import Embedder, Prompts
 
                 self.status = f"loading embedder {s.embedder}"
-                embedder = Embedder(None if s.embedder == "default" else s.embedder)
+                embedder = Embedder(None if s.embedder == "default" else s.embedder,
+                                    prompts=Prompts(s.query_prompt, s.document_prompt))
                 head.check_input(embedder.dim, embedder.fingerprint, s.embedder_force)
                 self.embedder = embedder
             self.status = f"opening store {s.data_dir}"

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     fsync: bool = Field(True, description="fsync the log before acknowledging a write (turn off only for throwaway data).")
     reindex: bool = Field(False, description="Rebuild the indexes at start when the head or index settings changed.")
     embedder: str | None = Field(None, description="'default' for the bundled all-MiniLM-L6-v2, a model folder, or unset (no texts).")
+    query_prompt: str | None = Field(None, description="Text the embedder puts before search texts (as `embed --query-prompt`).")
+    document_prompt: str | None = Field(None, description="Text the embedder puts before document and /compress texts.")
     embedder_force: bool = Field(False, description="Serve the head even if it was fitted on another embedder.")
     api_key: SecretStr | None = Field(None, description="Bearer token required for writes (and reads with auth_reads).")
     auth_reads: bool = Field(False, description="Also require the API key for compress, search and reads.")

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from smec_compress.data.embed import QUERIES
 from smec_compress.errors import SmecError
 
 from ..bodies import json_response, read_rows, request_body_doc
@@ -55,7 +56,7 @@ async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: Di
         store.check_budget(budget)
     else:
         dim = resolve_dim(runtime, store, dim)
-    req, queries = await read_rows(request, runtime, SearchRequest, npy=True)
+    req, queries = await read_rows(request, runtime, SearchRequest, npy=True, kind=QUERIES)
     if req is None:  # .npy body: k comes from the query string
         k = 10 if k is None else k
     else:

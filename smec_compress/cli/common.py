@@ -50,3 +50,6 @@ def parse_dims(text: str, option: str = "--dims") -> tuple[int, ...]:
     if not dims:
         raise SmecError(f"{option} is empty: give at least one value, e.g. {option} 64,32")
     return dims
+
+QueryPrompt = Annotated[Optional[str], typer.Option("--query-prompt", help="Text the model puts before each query (e5: 'query: '; bge: its instruction); recorded in the files' metadata.")]
+DocumentPrompt = Annotated[Optional[str], typer.Option("--document-prompt", help="Text the model puts before each document (e5: 'passage: ').")]

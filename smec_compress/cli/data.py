@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .common import Engine, EngineOption, IdColumn, ModelOption, RayAddress, out, progress_bar
+from .common import DocumentPrompt, Engine, EngineOption, IdColumn, ModelOption, QueryPrompt, RayAddress, out, progress_bar
 
 
 @app.command()
@@ -22,16 +22,23 @@ def embed(
     text_column: Annotated[str, typer.Option("--text-column", help="Text column of Parquet input.")] = "text",
     engine: EngineOption = Engine.local,
     ray_address: RayAddress = None,
+    query_prompt: QueryPrompt = None,
+    document_prompt: DocumentPrompt = None,
 ) -> None:
     """Embed texts with a frozen sentence-transformers model into Parquet (id + embedding).
+    A BEIR directory's queries get --query-prompt, everything else --document-prompt.
 
     With --engine ray, INPUT is Parquet with id and text columns and --out becomes a directory of
     Parquet files (one dataset).
     """
-    from ..data.embed import Embedder, embed_source, output_paths, text_sources
+    from ..data.embed import Embedder, Prompts, embed_source, output_paths, text_sources
     from ..data.schema import Columns
+    from ..errors import SmecError
 
+    prompts = Prompts(query_prompt, document_prompt)
     if engine is Engine.ray:
+        if prompts != Prompts():
+            raise SmecError("--query-prompt/--document-prompt run with --engine local")
         from ..engines.ray import embed_ray
 
         rows = embed_ray(input, out_path, model=str(model) if model else None, batch_size=batch_size, normalize=normalize,
@@ -40,7 +47,7 @@ def embed(
         return
     sources = text_sources(input, columns=Columns(id=id_column), text_column=text_column)
     targets = output_paths(out_path, list(sources))
-    embedder = Embedder(model)
+    embedder = Embedder(model, prompts=prompts)
     with progress_bar() as bar:
         for role, source in sources.items():
             task = bar.add_task(f"embed {role}", total=source.total)

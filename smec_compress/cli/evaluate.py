@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..errors import SmecError
 from .app import app
-from .common import ModelOption, err, out, parse_dims, progress_bar
+from .common import DocumentPrompt, ModelOption, QueryPrompt, err, out, parse_dims, progress_bar
 
 
 @app.command("eval")
@@ -31,6 +31,8 @@ def evaluate(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache [default: $SMEC_CACHE_DIR or ~/.cache/smec-compress].")] = None,
     force: Annotated[bool, typer.Option(help="Use a head even if it was fitted on another embedder.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of random projection, the adaptor, codecs and fitted heads.")] = 0,
+    query_prompt: QueryPrompt = None,
+    document_prompt: DocumentPrompt = None,
     rescore: Annotated[int, typer.Option(min=0, max=10_000, help="Also score every reducer and codec with its top N candidates rescored by the full vectors (two-stage search; 0: off).")] = 0,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for FAISS and torch [default: all cores].")] = None,
 ) -> None:
@@ -39,6 +41,7 @@ def evaluate(
     per byte budget RaBitQ and re-ranked sign bits on PCA, and the best method within each."""
     from ..data.beir import is_beir_dir
     from ..evaluation.cache import default_cache_dir
+    from ..data.embed import Prompts
     from ..evaluation.evalset import check_source, load_evalset
     from ..evaluation.report import best_within, budget_cells, budget_header, header, row_cells, short, write_report
     from ..evaluation.run import check_head, run_comparison
@@ -48,7 +51,7 @@ def evaluate(
     target_budgets = parse_dims(budgets, "--budgets")
     if fit_smec and (head_dir or sup_head_dir):
         raise SmecError("--fit-smec fits its own heads; drop --head/--supervised-head, or drop --fit-smec")
-    check_source(dataset, qrels_path=qrels)  # before any bar: a missing --qrels is the only output
+    check_source(dataset, qrels_path=qrels, prompts=Prompts(query_prompt, document_prompt))  # before any bar: a missing --qrels is the only output
     heads = {name: SMEC.load(path) for name, path in (("smec", head_dir), ("smec-sup", sup_head_dir)) if path}
     if threads is not None:
         import faiss
@@ -62,6 +65,7 @@ def evaluate(
         data = load_evalset(
             dataset, qrels_path=qrels, split=split, model=model, cache_dir=cache_dir or default_cache_dir(),
             train_qrels_path=train_qrels, progress={role: (lambda n, t=t: bar.advance(t, n)) for role, t in tasks.items()},
+            prompts=Prompts(query_prompt, document_prompt),
         )
         for role, task in tasks.items():
             bar.update(task, total=len(getattr(data, role).ids), completed=len(getattr(data, role).ids))

@@ -49,6 +49,23 @@ def model_fingerprint(path: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+QUERIES = "queries"  # the ``kind`` of query texts (and files); every other kind is documents
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Text the model puts before each query and each document (sentence-transformers' ``prompt``):
+    e5 wants "query: " / "passage: ", bge an instruction before queries. Recorded in each file's
+    metadata; ``eval`` and the service embed their texts with the same ones."""
+
+    query: str | None = None
+    document: str | None = None
+
+    def for_kind(self, kind: str | None) -> str | None:
+        """The prompt of texts of ``kind`` (``QUERIES``, or documents for anything else)."""
+        return (self.query if kind == QUERIES else self.document) or None
+
+
 class Embedder:
     """A frozen model plus what identifies it in file metadata.
 
@@ -56,12 +73,13 @@ class Embedder:
     so a cache hit never pays for loading it.
     """
 
-    def __init__(self, path: str | Path | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path | None = None, *, device: str = "cpu", prompts: Prompts = Prompts()) -> None:
         self.folder = Path(path) if path is not None else default_model_path()
         if not self.folder.is_dir():
             raise SmecError(f"{self.folder}: model folder not found (models are local paths; the hub is not used)")
         self.name = DEFAULT_MODEL_NAME if path is None else str(self.folder)
         self.device = device
+        self.prompts = prompts
         self.fingerprint = model_fingerprint(self.folder)
 
     @cached_property
@@ -84,9 +102,12 @@ class Embedder:
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
 
-    def encode(self, texts: list[str], *, batch_size: int = 64, normalize: bool = True) -> np.ndarray:
+    def encode(self, texts: list[str], *, batch_size: int = 64, normalize: bool = True, kind: str | None = None) -> np.ndarray:
+        """Vectors of ``texts``, each with the prompt of its ``kind`` (``Prompts.for_kind``)."""
+        prompt = self.prompts.for_kind(kind)
         vectors = self.model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=normalize, convert_to_numpy=True, show_progress_bar=False
+            texts, batch_size=batch_size, normalize_embeddings=normalize, convert_to_numpy=True, show_progress_bar=False,
+            **({"prompt": prompt} if prompt else {}),
         )
         return np.asarray(vectors, dtype=np.float32)
 
@@ -97,7 +118,8 @@ class Embedder:
 
     def meta(self, *, normalize: bool, kind: str | None = None) -> EmbeddingMeta:
         normalized = normalize or self.normalizes
-        return EmbeddingMeta(model=self.name, dim=self.dim, normalized=normalized, fingerprint=self.fingerprint, kind=kind)
+        return EmbeddingMeta(model=self.name, dim=self.dim, normalized=normalized, fingerprint=self.fingerprint, kind=kind,
+                             prompt=self.prompts.for_kind(kind))
 
 
 @dataclass(frozen=True)
@@ -185,7 +207,7 @@ def embed_source(
             seen.update(ids)
             if len(seen) - before != len(ids):
                 raise SmecError(f"{source.label}: {before + len(ids) - len(seen)} duplicate ids")
-            writer.write(ids, embedder.encode(texts, batch_size=batch_size, normalize=normalize))
+            writer.write(ids, embedder.encode(texts, batch_size=batch_size, normalize=normalize, kind=source.kind))
             if progress:
                 progress(len(ids))
         if writer.rows == 0:

@@ -25,6 +25,7 @@ class EmbeddingMeta:
     kind: str | None = None  # "corpus" or "queries" when written by `embed`
     head_fingerprint: str | None = None  # set by `compress`
     source_dim: int | None = None  # input dim of the head that compressed these vectors
+    prompt: str | None = None  # what the model put before each text (data.embed.Prompts)
 
     def to_bytes(self) -> bytes:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None}).encode()

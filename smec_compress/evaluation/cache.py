@@ -1,7 +1,8 @@
 """Embedding cache for evaluation: embed a BEIR dataset once per (model, file contents).
 
-Keys are the model fingerprint plus a hash of the text file, so editing the corpus or switching
-the model re-embeds, and a second ``eval`` embeds nothing.
+Keys are the model fingerprint plus a hash of the text file (and of the prompt, when there is
+one), so editing the corpus, switching the model or its prompt re-embeds, and a second ``eval``
+embeds nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def cached_embeddings(
     Returns ``(embeddings, hit)``; ``hit`` is False when this call ran the model.
     """
     key = f"{embedder.fingerprint}-{file_hash(source.label)}-{'n' if normalize else 'r'}-{source.kind or 'texts'}"
+    if prompt := embedder.prompts.for_kind(source.kind):  # no suffix without one: keys from before stay valid
+        key += "-p" + hashlib.sha256(prompt.encode()).hexdigest()[:8]
     path = cache_dir / f"{key}.parquet"
     hit = path.is_file()
     if not hit:

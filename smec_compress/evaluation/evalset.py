@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.beir import Qrels, is_beir_dir, read_qrels
-from ..data.embed import Embedder, Progress, output_paths, text_sources
+from ..data.embed import Embedder, Progress, Prompts, output_paths, text_sources
 from ..data.files import SUFFIXES
 from ..data.io import Embeddings, read_embeddings
 from ..errors import SmecError
@@ -64,16 +64,18 @@ def load_evalset(
     cache_dir: Path,
     train_qrels_path: Path | None = None,
     progress: dict[str, Progress] | None = None,
+    prompts: Prompts = Prompts(),
 ) -> EvalSet:
     """Vectors and judgements; the training qrels default to ``qrels/train.tsv`` of a BEIR
-    directory when it exists and is not the split being scored."""
-    check_source(dataset, qrels_path=qrels_path)
+    directory when it exists and is not the split being scored. A BEIR directory's texts are
+    embedded with ``prompts``; pre-embedded files already carry theirs (in their metadata)."""
+    check_source(dataset, qrels_path=qrels_path, prompts=prompts)
     if is_beir_dir(dataset):
         qrels = read_qrels(qrels_path or dataset / "qrels" / f"{split}.tsv")
         default_train = dataset / "qrels" / "train.tsv"
         if train_qrels_path is None and split != "train" and qrels_path is None and default_train.is_file():
             train_qrels_path = default_train
-        embedder = Embedder(model)
+        embedder = Embedder(model, prompts=prompts)
         loaded, misses = {}, 0
         for role, source in text_sources(dataset).items():
             loaded[role], hit = cached_embeddings(embedder, source, cache_dir, progress=(progress or {}).get(role))
@@ -86,11 +88,14 @@ def load_evalset(
     return EvalSet(corpus, queries, read_qrels(qrels_path), corpus.meta.model, 0, train, train_qrels_path)
 
 
-def check_source(dataset: Path, *, qrels_path: Path | None) -> None:
+def check_source(dataset: Path, *, qrels_path: Path | None, prompts: Prompts = Prompts()) -> None:
     """What can be checked before any reading or embedding starts: a BEIR directory, or a corpus
-    file from ``embed`` with its queries beside it and a ``qrels_path``."""
+    file from ``embed`` with its queries beside it and a ``qrels_path`` (and no ``prompts``: its
+    vectors were embedded with theirs)."""
     if is_beir_dir(dataset):
         return
+    if prompts != Prompts():
+        raise SmecError(f"{dataset}: prompts apply when eval embeds a BEIR directory; these vectors are embedded already")
     if dataset.suffix.lower() not in SUFFIXES:
         raise SmecError(f"{dataset}: expected a BEIR directory or a corpus .parquet/.arrow written by `embed`")
     if qrels_path is None:

@@ -75,5 +75,5 @@ def test_each_in_loop_candidate_names_the_blind_stack_it_starts_from():
     for blind in IN_LOOP:
         cand = Candidate(blind, 64, "smec", m=16 if blind == "opq" else None)
         twin = in_loop(cand)
-        assert blind_twin(twin) == cand and twin.key.startswith(f"smec+qat-") and twin.dim == 64
+        assert blind_twin(twin) == cand and twin.key.startswith("smec+qat-") and twin.dim == 64
         assert sees_full_vectors(twin) and not sees_full_vectors(cand)  # the twin holds the head's map itself

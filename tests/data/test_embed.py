@@ -114,3 +114,24 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
     result = run_cli("embed", SAMPLE, "--out", tmp_path / "e.parquet", "--model", tmp_path / "no-model")
     assert result.returncode == 2 and "model folder not found" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "e.parquet").exists()
+
+
+@pytest.mark.slow
+def test_prompts_go_before_queries_and_documents_and_into_the_metadata(tmp_path, embedder):
+    from smec_compress.data.embed import Prompts
+
+    docs = make_beir(tmp_path / "beir", n_docs=4, n_queries=2)
+    result = run_cli("embed", tmp_path / "beir", "--out", tmp_path / "p.parquet", "--query-prompt", "query: ",
+                     "--document-prompt", "passage: ")
+    assert result.returncode == 0, result.stderr
+    corpus, queries = read_embeddings(tmp_path / "p.parquet"), read_embeddings(tmp_path / "p.queries.parquet")
+    assert (corpus.meta.prompt, queries.meta.prompt) == ("passage: ", "query: ")
+    texts = [f"{d['title']} {d['text']}" for d in docs]
+    np.testing.assert_allclose(corpus.vectors, embedder.encode([f"passage: {t}" for t in texts]), atol=1e-5)
+    np.testing.assert_allclose(queries.vectors, embedder.encode(["query: question 0", "query: question 1"]), atol=1e-5)
+    assert not np.allclose(corpus.vectors, embedder.encode(texts), atol=1e-3)  # the prompt changed them
+    prompted = Embedder(prompts=Prompts(query="query: "))
+    assert np.allclose(prompted.encode(["question 0"], kind="queries"), queries.vectors[:1], atol=1e-5)
+    assert np.allclose(prompted.encode(texts), embedder.encode(texts), atol=1e-6)  # documents: no prompt given
+    ray = run_cli("embed", tmp_path / "beir", "--out", tmp_path / "r.parquet", "--engine", "ray", "--query-prompt", "q: ")
+    assert ray.returncode == 2 and "--engine local" in ray.stderr

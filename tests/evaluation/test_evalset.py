@@ -66,3 +66,19 @@ def test_unknown_ids_are_counted_in_warnings():
 def test_parquet_needs_qrels(tmp_path):
     with pytest.raises(SmecError, match="--qrels"):
         load_evalset(tmp_path / "c.parquet", qrels_path=None, split="test", model=None, cache_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_the_embedding_cache_keeps_prompted_vectors_apart(tmp_path):
+    from smec_compress.data.embed import Embedder, Prompts, text_sources
+    from smec_compress.evaluation.cache import cached_embeddings
+
+    from ..data.test_embed import make_beir
+
+    make_beir(tmp_path / "beir", n_docs=3, n_queries=2)
+    source = text_sources(tmp_path / "beir")["queries"]
+    plain, hit = cached_embeddings(Embedder(), source, tmp_path / "cache")
+    assert not hit and cached_embeddings(Embedder(), source, tmp_path / "cache")[1]
+    prompted, hit = cached_embeddings(Embedder(prompts=Prompts(query="query: ")), source, tmp_path / "cache")
+    assert not hit and prompted.meta.prompt == "query: " and not np.allclose(prompted.vectors, plain.vectors, atol=1e-3)
+    assert cached_embeddings(Embedder(prompts=Prompts(document="passage: ")), source, tmp_path / "cache")[1]  # queries: no prompt
