@@ -12,6 +12,9 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
+from smec_compress.codecs.budget import Candidate, Choice, fit_candidate
+from smec_compress.codecs.distil import RankTraining
+from smec_compress.model.budgets import BudgetCodec
 from smec_compress.model.head import SMEC
 
 INPUT_DIM = 48
@@ -43,6 +46,26 @@ def head_dir(head: SMEC, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def other_head_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fit_head(1).save(tmp_path_factory.mktemp("head1") / "head")
+
+
+BUDGET_CODECS = {
+    16: Candidate("int8", 16, "smec"),  # behind the head
+    8: Candidate("opq", INPUT_DIM, None, m=8),  # on the full vectors: PQ, whose FAISS search takes no id selector
+    6: Candidate("qat-int4", 12, "smec"),  # trained in the loop
+    2: Candidate("binary-rerank", 16, "smec"),  # sign bits: no FAISS index, so not served
+}
+
+
+@pytest.fixture(scope="session")
+def budget_head_dir(tmp_path_factory) -> Path:
+    """A head at dims 32 / 16 / 12 with a codec per budget: int8 behind the head, OPQ on the full
+    vectors, int4 trained in the loop, and sign bits (which the store cannot serve)."""
+    head = fit_head(0, dims=(32, 16, 12))
+    x = unit(np.random.default_rng(7), 600)
+    training = RankTraining(steps=5, lr=1e-3)
+    head.codecs_ = {b: BudgetCodec(Choice(b, c, {}), fit_candidate(c, x, head, training=training)) for b, c in BUDGET_CODECS.items()}
+    return head.save(tmp_path_factory.mktemp("bhead") / "head")
+
 
 
 @pytest.fixture

@@ -11,28 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from smec_compress.codecs.budget import Candidate, Choice, fit_candidate
-from smec_compress.codecs.distil import RankTraining
-from smec_compress.model.budgets import BudgetCodec
-
-from .conftest import INPUT_DIM, fit_head, unit
-
-CODECS = {
-    16: Candidate("int8", 16, "smec"),  # behind the head
-    8: Candidate("opq", INPUT_DIM, None, m=8),  # on the full vectors: PQ, whose FAISS search takes no id selector
-    6: Candidate("qat-int4", 12, "smec"),  # trained in the loop
-    2: Candidate("binary-rerank", 16, "smec"),  # sign bits: no FAISS index, so not served
-}
-
-
-@pytest.fixture(scope="module")
-def budget_head_dir(tmp_path_factory) -> Path:
-    head = fit_head(0, dims=(32, 16, 12))
-    x = unit(np.random.default_rng(7), 600)
-    training = RankTraining(steps=5, lr=1e-3)
-    head.codecs_ = {b: BudgetCodec(Choice(b, c, {}), fit_candidate(c, x, head, training=training)) for b, c in CODECS.items()}
-    return head.save(tmp_path_factory.mktemp("bhead") / "head")
-
+from .conftest import INPUT_DIM, unit
 
 def client_for(head_dir: Path, data_dir: Path, **overrides) -> TestClient:
     client = TestClient(create_app(Settings(head_dir=head_dir, data_dir=data_dir, background_load=False, **overrides)))

@@ -46,9 +46,21 @@ def serve_cli(head_dir: Path, data_dir: Path, port: int) -> subprocess.Popen:
                   "--host", "127.0.0.1", "--port", str(port)], env={"SMEC_SNAPSHOT_EVERY": "7"})
 
 
-def test_acknowledged_writes_survive_kill_9(head_dir, tmp_path):
+def searches(http: httpx.Client, queries: dict) -> dict:
+    """Every served dim and byte budget's hits, and the largest dim's with rescoring."""
+    info = http.get("/indexes").json()
+    out = {f"dim={d}": http.post(f"/search?dim={d}", json=queries).json() for d in info["served_dims"]}
+    out |= {f"budget={b}": http.post(f"/search?budget={b}", json=queries).json() for b in info["served_budgets"]}
+    out["rescore"] = http.post(f"/search?dim={max(info['served_dims'])}&rescore=30", json=queries).json()
+    return out
+
+
+@pytest.mark.parametrize("heads", ["head_dir", "budget_head_dir"])
+def test_acknowledged_writes_survive_kill_9(heads, request, tmp_path):
     """N documents in many small acknowledged writes (so some are in snapshots and some only in
-    the log), a delete, SIGKILL, restart: all N are there and the same searches give the same hits."""
+    the log), a delete, SIGKILL, restart: all N are there and the same searches give the same hits,
+    in every dim, every byte budget (a head fitted with budgets) and with rescoring."""
+    head_dir = request.getfixturevalue(heads)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     x = unit(np.random.default_rng(0), 120)
@@ -62,7 +74,7 @@ def test_acknowledged_writes_survive_kill_9(head_dir, tmp_path):
                 assert r.status_code == 200
             assert http.delete("/documents/doc-5").status_code == 200
             queries = {"vectors": (x[:20] + 0.05).tolist(), "k": 10}
-            before = {dim: http.post(f"/search?dim={dim}", json=queries).json() for dim in (32, 16)}
+            before = searches(http, queries)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -77,7 +89,7 @@ def test_acknowledged_writes_survive_kill_9(head_dir, tmp_path):
             for i in (0, 6, 63, 119):
                 np.testing.assert_array_equal(np.float32(http.get(f"/documents/doc-{i}").json()["vector"]), x[i])  # exact float32 round trip
             assert http.get("/documents/doc-5").status_code == 404
-            after = {dim: http.post(f"/search?dim={dim}", json=queries).json() for dim in (32, 16)}
+            after = searches(http, queries)
     finally:
         proc.terminate()
         proc.wait(30)
