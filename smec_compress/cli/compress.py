@@ -86,7 +86,7 @@ def index(
     factory: Annotated[Optional[str], typer.Option(help="FAISS factory string [default: chosen from size and --max-memory].")] = None,
     max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Memory budget of the index, e.g. 512M, 4G [default: 4G].")] = None,
     head_dir: Annotated[Optional[Path], typer.Option("--head", help="With --budget: a head fitted with --budgets; INPUT is then the full-dim corpus.")] = None,
-    byte_budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="Index with the head's codec for this many bytes a vector: one FAISS index that takes raw full-dim vectors and queries.")] = None,
+    byte_budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="Index with the head's codec for this many bytes a vector: one FAISS index that takes raw full-dim vectors and queries (above 1M rows, inverted lists of the same codes, nprobe 32).")] = None,
     id_column: IdColumn = "id",
     embedding_column: EmbeddingColumn = "embedding",
 ) -> None:
@@ -100,8 +100,8 @@ def index(
     if (head_dir is None) != (byte_budget is None):
         raise SmecError("--head and --budget go together: the head's codec for that budget indexes the full-dim corpus")
     if byte_budget is not None and (factory is not None or max_memory is not None):
-        raise SmecError("--budget makes the head's codec the whole index (an exact scan of its codes): "
-                        "drop --factory/--max-memory")
+        raise SmecError("--budget makes the head's codec the whole index (an exact scan of its codes; above "
+                        "1,000,000 rows inverted lists of the same codes): drop --factory/--max-memory")
     budget = parse_bytes(max_memory or "4G")
     total = count_rows(input)
     columns = Columns(id_column, embedding_column)

@@ -68,3 +68,36 @@ def test_build_budget_index_streams_a_corpus_file_into_a_loadable_index(head_and
     index, ids, loaded, _ = load_index(tmp_path / "idx")
     assert stats == loaded and stats.count == len(x) and stats.bytes_per_vector == 4 and ids[:2] == ["d0", "d1"]
     assert np.array_equal(index.search(x[:10], 5)[1], head.search(head.encode(x, budget=4), x[:10], 5, budget=4)[1])
+
+
+@pytest.mark.parametrize("budget", [4, 8, 16, 6, 12])
+def test_inverted_lists_hold_the_same_codes_and_all_lists_search_as_the_flat_codec(head_and_rows, budget, tmp_path):
+    from smec_compress.export.budget_index import with_inverted_lists
+
+    head, x = head_and_rows
+    flat = budget_index(head, budget)
+    ivf = with_inverted_lists(flat, x, rows=len(x), nprobe=10_000)
+    inner = faiss.downcast_index(ivf.index)
+    assert isinstance(inner, faiss.IndexIVF) and inner.nprobe == inner.nlist  # every list: an exact scan of the codes
+    flat.add(x)
+    ivf = faiss.deserialize_index(faiss.serialize_index(ivf))  # as index --budget saves it
+    ivf.add(x)
+    got, want = ivf.search(x[:40], 10), flat.search(x[:40], 10)
+    assert np.array_equal(got[1], want[1]) and np.allclose(got[0], want[0], atol=1e-5)
+    assert faiss.downcast_index(ivf.index).code_size == faiss.downcast_index(flat.index).sa_code_size()  # same bytes a vector
+
+
+def test_rabitq_budgets_stay_an_exact_scan(head_and_rows):
+    from smec_compress.export.budget_index import with_inverted_lists
+
+    head, x = head_and_rows
+    assert with_inverted_lists(budget_index(head, 5), x, rows=len(x)) is None
+
+
+def test_build_budget_index_uses_inverted_lists_above_ivf_rows(head_and_rows, tmp_path):
+    head, x = head_and_rows
+    write_embeddings(tmp_path / "c.parquet", [f"d{i}" for i in range(len(x))], x)
+    stats = build_budget_index(head, tmp_path / "c.parquet", tmp_path / "idx", budget=4, ivf_rows=100, nprobe=4)
+    index, ids, loaded, _ = load_index(tmp_path / "idx")
+    assert stats.index_type.startswith("IVF") and "(nprobe 4)" in stats.index_type and index.ntotal == len(x)
+    assert faiss.downcast_index(index.index).nprobe == 4 and stats.bytes_per_vector == 4
