@@ -109,9 +109,11 @@ def run_head(name: str, data, seed: int, args, results: dict, anchors=None) -> N
 
     label = HEAD if anchors is None else HEAD_Q
     k = f"{name}|{label}|{seed}"
-    if all(f"{k}|{b}" in results["cells"] for b in args.budgets):
-        return
     folder = head_folder(args, name, seed, anchors is not None)
+    if all(f"{k}|{b}" in results["cells"] for b in args.budgets):
+        if seed == args.seeds[0] and (folder / "codecs.json").is_file():  # resumes an ablation a stopped run left
+            run_ablation(name, data, seed, SMEC.load(folder), label, results, anchors)
+        return
     start = time.perf_counter()
     if (folder / "codecs.json").is_file():
         head, seconds = SMEC.load(folder), None
@@ -119,8 +121,6 @@ def run_head(name: str, data, seed: int, args, results: dict, anchors=None) -> N
         head = SMEC(seed=seed).fit(data.corpus.vectors, budgets=args.budgets, anchor_queries=anchors, threads=args.threads)
         seconds = time.perf_counter() - start
         head.save(folder)
-    if seed == args.seeds[0]:
-        run_ablation(name, data, seed, head, label, results, anchors)
     chosen = {b: bc.candidate for b, bc in head.codecs_.items()}
     methods = [m for m in plan(data.corpus.dim, [min(args.budgets)], ["smec"], head_codecs={"smec": chosen}) if m.budget]
     for method, row in zip(methods, compare(data.corpus, data.queries, data.qrels, methods, {"smec": head})):
@@ -130,6 +130,8 @@ def run_head(name: str, data, seed: int, args, results: dict, anchors=None) -> N
             "criterion": head.codecs_[method.budget].choice.recall, "fit_seconds": seconds}
         print(k, method.budget, chosen[method.budget].key, f"{row.ndcg10:.4f}", flush=True)
     save(results)
+    if seed == args.seeds[0]:  # after the head's own cells, so a stopped run keeps them
+        run_ablation(name, data, seed, head, label, results, anchors)
 
 
 def head_folder(args, name: str, seed: int, queries: bool) -> Path:
