@@ -294,10 +294,11 @@ def render(results: dict) -> str:
                          + " | ".join(c for h in heads for c in h) + " |")
     lines += ablation_table(results)
     done = {(c["dataset"], c["method"]) for c in results["cells"].values()}
-    missing = [d for d in results["datasets"] if (d, HEAD) not in done]
+    missing = [f"{label} on {d}" for d in results["datasets"] for label in (HEAD, HEAD_Q)
+               if (d, label) not in done and (label == HEAD or (DATASETS[d][0] / "qrels" / "train.tsv").is_file())]
     if missing:
-        lines += ["", f"Not measured yet (the run was stopped; re-running the command resumes): the heads on "
-                  f"{', '.join(missing)}; datasets without rows above have no cells at all."]
+        lines += ["", f"Not measured yet (the run was stopped; re-running the command resumes): "
+                  f"{'; '.join(missing)}; datasets without rows above have no cells at all."]
     if results.get("exports"):
         gaps = [abs(e["eval"] - e["fresh_faiss"]) for e in results["exports"].values()]
         lines += ["", f"Exported with `index --head H --budget B`, read by `faiss.read_index` in a fresh process and "

@@ -122,7 +122,8 @@ def test_the_image_start_command_serves_health_ready_and_search(tmp_path):
     assert cmd[:2] == ["smec-compress", "serve"]
     health = json.loads(re.sub(r"^(--\S+\s+)*CMD\s+", "", stage["HEALTHCHECK"]))
     health = [a.replace("8000", port) for a in health]
-    env = {**os.environ, **image_env(head_dir, data_dir)}
+    # the image binds 0.0.0.0, so without a key protected mode refuses writes: run it as the README does
+    env = {**os.environ, **image_env(head_dir, data_dir), "SMEC_API_KEY": "test-key"}
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -135,7 +136,9 @@ def test_the_image_start_command_serves_health_ready_and_search(tmp_path):
             assert time.monotonic() < deadline, httpx.get(f"{base}/readyz").text
             time.sleep(0.2)
         x = np.random.default_rng(0).standard_normal((5, 48)).astype(np.float32)
-        assert httpx.post(f"{base}/documents", json={"ids": list("abcde"), "vectors": x.tolist()}).status_code == 200
+        docs = {"ids": list("abcde"), "vectors": x.tolist()}
+        assert httpx.post(f"{base}/documents", json=docs).status_code == 401
+        assert httpx.post(f"{base}/documents", json=docs, headers={"Authorization": "Bearer test-key"}).status_code == 200
         hits = httpx.post(f"{base}/search", json={"vector": x[2].tolist(), "k": 3}).json()["results"][0]
         assert hits[0]["id"] == "c" and len(hits) == 3
     finally:
