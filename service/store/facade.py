@@ -244,12 +244,21 @@ class Store:
             faiss.omp_set_num_threads(self.search_threads)
         state = self._state
         if budget is not None:
+            self._check_norms(queries)
             scores, iids = search_budget(state, queries, budget, max(k, rescore))
         else:
             scores, iids = search_iids(state, self._transform(queries, dim, "queries"), dim, max(k, rescore))
         if rescore:
             scores, iids = rerank(iids, queries, state.full, k)
         return hits(state, scores, iids)
+
+    def _check_norms(self, queries: np.ndarray) -> None:
+        """Refuse queries whose squared norm overflows float32: a budget index normalises them first."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            bad = ~np.isfinite(np.einsum("ij,ij->i", queries, queries))
+        if bad.any():
+            raise SmecError(f"queries: {int(bad.sum())} row(s) overflow float32 (first row {int(np.argmax(bad))}); "
+                            "send embeddings of ordinary magnitude (e.g. L2-normalised)")
 
     def get(self, doc_id: str) -> np.ndarray | None:
         """The stored full-dimension vector of a document, or None."""

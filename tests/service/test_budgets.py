@@ -57,6 +57,8 @@ def test_budgets_not_served_are_a_422_that_lists_the_served_ones(budget_head_dir
     for query, message in (("budget=2", "served byte budgets: 6, 8, 16"), ("budget=16&dim=16", "not both")):
         r = client.post(f"/search?{query}", json={"vector": [0.1] * INPUT_DIM})
         assert r.status_code == 422 and message in r.json()["detail"]
+    huge = client.post("/search?budget=8", json={"vector": [3e38] * INPUT_DIM})
+    assert huge.status_code == 422 and "overflow float32" in huge.json()["detail"]
     client.__exit__(None, None, None)
     with pytest.raises(Exception, match="sign-bit codecs have none"):
         client_for(budget_head_dir, tmp_path / "d2", budgets=[2])
