@@ -40,6 +40,7 @@ class State:
     live: int = 0  # documents
     ext: list = field(default_factory=list)  # iid -> external id (append-only; entries < count valid)
     selector: object = None  # faiss IDSelectorNot over the tombstones (None when there are none)
+    tombstone_iids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # the tombstones as an array
     _keep: object = None  # keeps the IDSelectorBatch the selector points to alive
 
 
@@ -48,11 +49,13 @@ def empty_state(input_dim: int) -> State:
 
 
 def with_selector(state: State) -> State:
-    """``state`` with a selector that excludes its tombstones (None when there are none)."""
+    """``state`` with a selector that excludes its tombstones (None when there are none) and the
+    tombstones as one array (what budget searches filter by), both built once per state."""
     if not state.tombstones:
-        return replace(state, selector=None, _keep=None)
-    batch = faiss.IDSelectorBatch(np.fromiter(state.tombstones, np.int64, len(state.tombstones)))
-    return replace(state, selector=faiss.IDSelectorNot(batch), _keep=batch)
+        return replace(state, selector=None, _keep=None, tombstone_iids=np.zeros(0, np.int64))
+    iids = np.fromiter(state.tombstones, np.int64, len(state.tombstones))
+    batch = faiss.IDSelectorBatch(iids)
+    return replace(state, selector=faiss.IDSelectorNot(batch), _keep=batch, tombstone_iids=iids)
 
 
 def tombstoned(state: State, iids: list[int]) -> State:
@@ -95,7 +98,7 @@ def search_budget(state: State, x: np.ndarray, budget: int, k: int) -> tuple[np.
     """As ``search_iids`` over the ``budget`` codec's indexes, which take raw full-dim ``x``. FAISS'
     PQ search takes no id selector, so each segment returns ``k`` plus its dead rows and the
     tombstoned ones are dropped here."""
-    dead = np.fromiter(state.tombstones, np.int64, len(state.tombstones))
+    dead = state.tombstone_iids  # built once per published state, not per search
     parts = []
     for seg in state.segments:
         d, i = seg.budgets[budget].search(x, min(k + state.dead.get(seg.id, 0), seg.rows))
