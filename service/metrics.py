@@ -27,13 +27,17 @@ class IndexCollector:
         docs = GaugeMetricFamily("smec_documents", "Documents in the store")
         vectors = GaugeMetricFamily("smec_index_vectors", "Vectors in each served dim's index", labels=["dim"])
         memory = GaugeMetricFamily("smec_index_memory_bytes", "Estimated memory of each dim's index", labels=["dim"])
+        storage = GaugeMetricFamily("smec_storage_bytes", "RAM held by the indexes, disk held by the full vectors and "
+                                    "by the whole data directory", labels=["kind"])
         store = self.runtime.store
         if store is not None:
             docs.add_metric([], len(store))
             for s in store.stats():
                 vectors.add_metric([str(s.dim)], s.count)
                 memory.add_metric([str(s.dim)], s.memory_bytes)
-        yield from (docs, vectors, memory)
+            for kind, value in store.storage().items():
+                storage.add_metric([kind], value)
+        yield from (docs, vectors, memory, storage)
 
 
 def setup_metrics(app: FastAPI, runtime: Runtime) -> CollectorRegistry:

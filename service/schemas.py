@@ -108,6 +108,14 @@ class IndexesResponse(BaseModel):
     served_budgets: list[int] = Field(default_factory=list, description="Byte budgets /search?budget= serves.")
     budgets: list[IndexStats] = Field(default_factory=list, description="Per served byte budget: the head's codec "
                                       "(index_type), the dim it codes, its bytes per vector and memory.")
+    storage: Storage
+
+
+class Storage(BaseModel):
+    ram_bytes: int = Field(description="Every served dim's and budget's index (estimated): what the process holds in RAM.")
+    full_vectors_disk_bytes: int = Field(description="The stored full vectors (memory-mapped files read back only for "
+                                         "rescoring and GET /documents: page cache, not the process's memory).")
+    disk_bytes: int = Field(description="The whole data directory: full vectors, index snapshots and the write-ahead log.")
 
 
 class Health(BaseModel):

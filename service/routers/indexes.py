@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from ..deps import RuntimeDep, StoreDep, require_read
-from ..schemas import IndexesResponse
+from ..schemas import IndexesResponse, Storage
 
 router = APIRouter(tags=["indexes"], dependencies=[Depends(require_read)])
 
 
-@router.get("/indexes", response_model=IndexesResponse, summary="Per dim: count, bytes/vector, index type, memory")
+@router.get("/indexes", response_model=IndexesResponse, summary="Per dim and budget: count, bytes/vector, index type, memory; RAM and disk bytes")
 def indexes(runtime: RuntimeDep, store: StoreDep) -> IndexesResponse:
     return IndexesResponse(
         documents=len(store),
@@ -21,4 +21,5 @@ def indexes(runtime: RuntimeDep, store: StoreDep) -> IndexesResponse:
         indexes=store.stats(),
         served_budgets=list(store.budgets),
         budgets=store.budget_stats(),
+        storage=Storage(**store.storage()),
     )

@@ -2,11 +2,12 @@
 
 Layout (log-structured, like an LSM tree):
 
-* Every document gets an internal id (``iid``, a row of the in-memory full-vector matrix) that
-  is never reused. An upsert of an existing id tombstones the old iid and appends a new one.
+* Every document gets an internal id (``iid``) that is never reused. An upsert of an existing
+  id tombstones the old iid and appends a new one.
 * A **segment** (``segments.py``) is an immutable set of iids with one FAISS index per served
-  dim. Each write adds one small segment; similar-sized segments are merged, mostly-dead ones
-  rewritten.
+  dim and its full vectors in one memory-mapped file (``vectors.py``: RAM holds the indexes
+  only). Each write adds one small segment; similar-sized segments are merged, mostly-dead ones
+  rewritten (which frees the dead rows' vectors and index entries).
 * A **state** (``state.py``) is an immutable tuple of segments plus the tombstone set. Writers
   build a new state and hand it to ``_publish``, the one place that replaces ``self._state``
   (one reference assignment); a search reads ``self._state`` once and works on that snapshot.
@@ -45,6 +46,7 @@ from .ids import check_ids
 from .persistence import DataDir
 from .segments import IndexConfig, SegmentBuilder, check_factory, merge_group
 from .state import State, empty_state, hits, search_budget, search_iids, tombstoned
+from .vectors import Gathered
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -87,8 +89,8 @@ class Store:
         self._iid_of: dict[str, int] = {}  # external id -> live iid
         self._write_lock = threading.Lock()
         self._publish_lock = threading.Lock()  # a dict update + one assignment; never held across compute
-        self._segments = SegmentBuilder(dims, config, self._compress_all, budgets, lambda b: budget_index(head, b))
         self._files = DataDir(data_dir, input_dim=self.input_dim, dims=dims, fsync=fsync, budgets=budgets)
+        self._segments = SegmentBuilder(dims, config, self._compress_all, self._files, budgets, lambda b: budget_index(head, b))
         self._wal: WriteAheadLog | None = None
 
     # ------------------------------------------------------------------------- open / close
@@ -175,14 +177,15 @@ class Store:
         log.info("store %s: %d documents, %d segments, replayed %d log records", self.data_dir, len(self), len(self._state.segments), replayed)
 
     def _rebuild_all(self) -> None:
-        """Reindex: every live document, in iid order, into fresh segments built with this head."""
+        """Reindex: every live document, in iid order, into fresh segments built with this head
+        (a block of rows at a time, read from the old segments' files)."""
         state = self._state
         live = np.array(sorted(self._iid_of.values()), dtype=np.int64)
         ids = [state.ext[i] for i in live.tolist()]
-        vectors = state.full[live] if len(live) else np.zeros((0, self.input_dim), np.float32)
+        old = Gathered(state.segments, live, self.input_dim)
         self._publish(empty_state(self.input_dim), iid_of={})  # old segment files stay persisted: the snapshot deletes them
         for start in range(0, len(ids), REBUILD_ROWS):
-            part = vectors[start : start + REBUILD_ROWS]
+            part = old[start : start + REBUILD_ROWS]
             self._apply_upsert(ids[start : start + REBUILD_ROWS], part, self._compress_all(part))
         log.info("reindexed %d documents with head %s", len(ids), self.head.fingerprint)
 
@@ -249,7 +252,7 @@ class Store:
         else:
             scores, iids = search_iids(state, self._transform(queries, dim, "queries"), dim, max(k, rescore))
         if rescore:
-            scores, iids = rerank(iids, queries, state.full, k)
+            scores, iids = rerank(iids, queries, state.vectors, k)
         return hits(state, scores, iids)
 
     def _check_norms(self, queries: np.ndarray) -> None:
@@ -267,7 +270,7 @@ class Store:
             state = self._state
         if iid is None:
             return None
-        return state.full[iid].copy()
+        return state.vectors[np.array([iid])][0]
 
     def stats(self) -> list[IndexStats]:
         """Per served dim: documents, bytes per vector, factory, segments, estimated memory."""
@@ -294,6 +297,14 @@ class Store:
             )
             for b in self.budgets for b_size in [int(self.head.codecs_[b].codec.code_size_)]
         ]
+
+    def storage(self) -> dict[str, int]:
+        """Where the bytes are: ``ram_bytes`` (every dim's and budget's index, estimated),
+        ``full_vectors_disk_bytes`` (the memory-mapped full vectors: page cache, not RAM the
+        process holds) and ``disk_bytes`` (the whole data directory)."""
+        disk = self._files.disk_bytes()
+        ram = sum(s.memory_bytes for s in self.stats()) + sum(s.memory_bytes for s in self.budget_stats())
+        return {"ram_bytes": int(ram), "full_vectors_disk_bytes": disk["full_vectors"], "disk_bytes": disk["total"]}
 
     # --------------------------------------------------------------------------- writes
     def upsert(self, ids: list[str], vectors) -> tuple[int, int]:
@@ -340,18 +351,12 @@ class Store:
     def _apply_upsert(self, ids: list[str], vectors: np.ndarray, compressed: dict[int, np.ndarray]) -> int:
         state = self._state
         n, start = len(ids), state.count
-        full = state.full
-        if start + n > len(full):  # grow by doubling; readers of older states keep the old array
-            grown = np.empty((max(start + n, 2 * len(full), 1024), self.input_dim), np.float32)
-            grown[:start] = full[:start]
-            full = grown
-        full[start : start + n] = vectors  # rows no published state can see yet
         del state.ext[start:]  # entries left by an apply that failed part way (none normally)
         state.ext.extend(ids)
         iids = np.arange(start, start + n, dtype=np.int64)
         old = [self._iid_of[e] for e in ids if e in self._iid_of]
-        segment = self._segments.build(iids, compressed, vectors)
-        new = replace(state, segments=state.segments + (segment,), full=full, count=start + n, live=state.live + n - len(old))
+        segment = self._segments.build(iids, vectors, compressed)
+        new = replace(state, segments=state.segments + (segment,), count=start + n, live=state.live + n - len(old))
         self._publish(tombstoned(new, old), set_ids=dict(zip(ids, iids.tolist())))
         self._merge()
         return len(old)

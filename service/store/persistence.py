@@ -5,13 +5,16 @@ Files (names and manifest keys are the on-disk format; keep them stable):
 * ``LOCK``: ``flock``-ed by the one process that owns the directory.
 * ``manifest.json``: format, generation, head fingerprint, input dim, dims, index settings, the
   live segment ids and their kinds, tombstones, next iid and next segment id.
-* ``seg-<id>.parquet``: a segment's full vectors (ids, vectors and an ``iid`` column),
+* ``seg-<id>.f32``: a segment's full vectors, raw little-endian float32 in iid order, memory-mapped
+  while the store runs (``vectors.py``); ``seg-<id>.parquet``: its external ids and iids (format
+  1 kept the vectors here too: such a directory is read, and its ``.f32`` files written, at open);
   ``seg-<id>.d<dim>.faiss``: its index for each served dim, and ``seg-<id>.b<bytes>.faiss``: its
   index for each served byte budget (the head's codec over raw vectors).
 * ``wal-<generation>.log``: the write-ahead log since the manifest's snapshot (``service.wal``).
 
 A snapshot writes the segments not yet on disk (each file under a temporary name, fsynced and
-renamed into place by ``smec_compress.data.atomic``), then a fresh empty log, then the manifest
+renamed into place by ``smec_compress.data.atomic``; the ``.f32`` file, written when the segment
+was built, is fsynced), then a fresh empty log, then the manifest
 naming them (atomically replaced, fsynced); only then are the old log and unreferenced files
 deleted. A crash at any point leaves either the old manifest with its complete log or the new
 one; files no manifest names (and our ``.NAME.tmp-PID`` temporaries) are removed on the next open.
@@ -28,21 +31,22 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from smec_compress.data.atomic import atomic_file, fsync_path, write_text
 from smec_compress.data.io import iter_batches
-from smec_compress.data.schema import EmbeddingMeta
-from smec_compress.data.writer import EmbeddingWriter
 from smec_compress.errors import SmecError
 
 from ..wal import Record, WriteAheadLog, replay
 from .segments import IndexConfig
 from .state import Segment, State, with_selector
+from .vectors import open_vectors, write_vectors
 
 MANIFEST = "manifest.json"
 LOCK = "LOCK"
-FORMAT = 1
-ROWS_PER_WRITE = 65_536
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: vectors inside seg-<id>.parquet
+ID = "id"  # the external-id column of seg-<id>.parquet
 
 
 class DirLock:
@@ -92,9 +96,25 @@ class DataDir:
     def budget_path(self, seg_id: int, budget: int) -> Path:
         return self.path / f"seg-{seg_id:08d}.b{budget}.faiss"
 
-    def index_files(self, seg_id: int, dims, budgets) -> list[Path]:
-        """Every index file of a segment: one per dim, one per byte budget."""
-        return [self.index_path(seg_id, d) for d in dims] + [self.budget_path(seg_id, b) for b in budgets]
+    def vectors_path(self, seg_id: int) -> Path:
+        return self.path / f"seg-{seg_id:08d}.f32"
+
+    def segment_files(self, seg_id: int, dims, budgets) -> list[Path]:
+        """Every file of a segment: ids, full vectors, one index per dim and per byte budget."""
+        return ([self.segment_path(seg_id), self.vectors_path(seg_id)] + [self.index_path(seg_id, d) for d in dims]
+                + [self.budget_path(seg_id, b) for b in budgets])
+
+    def discard(self, seg_ids) -> None:
+        """Unlink the vector files of merged-away segments that no manifest names (a reader still
+        holding one keeps its mapping); the snapshot after a merge removes the persisted ones."""
+        for seg_id in seg_ids:
+            if seg_id not in self.persisted:
+                self.vectors_path(seg_id).unlink(missing_ok=True)
+
+    def disk_bytes(self) -> dict[str, int]:
+        """Bytes on disk: the full vectors, and everything in the directory."""
+        sizes = {p.name: p.stat().st_size for p in self.path.iterdir() if p.is_file()}
+        return {"full_vectors": sum(v for k, v in sizes.items() if k.endswith(".f32")), "total": sum(sizes.values())}
 
     # ---------------------------------------------------------------------------- open
     def read_manifest(self) -> dict | None:
@@ -105,8 +125,9 @@ class DataDir:
             manifest = json.loads(path.read_text())
         except ValueError as exc:
             raise SmecError(f"{path}: corrupt manifest ({exc})") from None
-        if manifest.get("format") != FORMAT:
-            raise SmecError(f"{path}: unknown store format {manifest.get('format')!r} (expected {FORMAT})")
+        if manifest.get("format") not in READABLE_FORMATS:
+            raise SmecError(f"{path}: unknown store format {manifest.get('format')!r} (this version reads "
+                            f"{', '.join(map(str, READABLE_FORMATS))})")
         if manifest["input_dim"] != self.input_dim:
             raise SmecError(
                 f"{self.path} holds {manifest['input_dim']}-d vectors but the head takes {self.input_dim}-d input; "
@@ -136,42 +157,57 @@ class DataDir:
         """The manifest's segments as a state (unbuilt segments without indexes when not
         ``with_indexes``), and the external id -> live iid map."""
         count = int(manifest["next_iid"])
-        full = np.zeros((count, self.input_dim), np.float32)
         ext: list[str | None] = [None] * count
         segments = []
         for seg_id in manifest["segments"]:
-            iids_parts = []
-            for batch in iter_batches(self.segment_path(seg_id), check_finite=False):
-                iids = batch.rest.column("iid").to_numpy()
-                full[iids] = batch.vectors
-                for i, e in zip(iids.tolist(), batch.ids):
-                    ext[i] = e
-                iids_parts.append(iids)
-            iids = np.sort(np.concatenate(iids_parts)).astype(np.int64)
+            iids, ids = self._read_ids(seg_id)
+            for i, e in zip(iids.tolist(), ids):
+                ext[i] = e
+            if manifest["format"] == 1:
+                self._migrate_vectors(seg_id, iids)
+            vectors = open_vectors(self.vectors_path(seg_id), len(iids), self.input_dim)
             if with_indexes:
-                indexes, inner = {}, {}
-                for d in self.dims:
-                    path = self.index_path(seg_id, d)
-                    if not path.exists():
-                        raise SmecError(f"{path}: index file named by the manifest is missing; run `smec-compress reindex`")
-                    idx = faiss.read_index(str(path))
-                    indexes[d] = idx
-                    inner[d] = faiss.downcast_index(faiss.downcast_index(idx).index)
-                budgets = {}
-                for b in self.budgets:
-                    path = self.budget_path(seg_id, b)
-                    if not path.exists():
-                        raise SmecError(f"{path}: index file named by the manifest is missing; run `smec-compress reindex`")
-                    budgets[b] = faiss.read_index(str(path))
-                segments.append(Segment(seg_id, iids, indexes, inner, manifest["segment_kinds"][str(seg_id)], budgets))
+                indexes = {d: self._read_index(self.index_path(seg_id, d)) for d in self.dims}
+                inner = {d: faiss.downcast_index(faiss.downcast_index(idx).index) for d, idx in indexes.items()}
+                budgets = {b: self._read_index(self.budget_path(seg_id, b)) for b in self.budgets}
+                segments.append(Segment(seg_id, iids, indexes, inner, manifest["segment_kinds"][str(seg_id)], budgets, vectors))
             else:
-                segments.append(Segment(seg_id, iids, {}, {}, "unbuilt"))
+                segments.append(Segment(seg_id, iids, {}, {}, "unbuilt", vectors=vectors))
             self.persisted.add(seg_id)
         tombstones = frozenset(int(t) for t in manifest["tombstones"])
         dead = {s.id: int(np.isin(s.iids, list(tombstones)).sum()) for s in segments} if tombstones else {}
         iid_of = {ext[i]: i for s in segments for i in s.iids.tolist() if i not in tombstones}
-        state = State(tuple(segments), tombstones, dead, full, count, len(iid_of), ext)
+        state = State(tuple(segments), tombstones, dead, self.input_dim, count, len(iid_of), ext)
         return with_selector(state), iid_of
+
+    def _read_ids(self, seg_id: int) -> tuple[np.ndarray, list[str]]:
+        """A segment's iids (sorted) and external ids, from its Parquet file."""
+        path = self.segment_path(seg_id)
+        if not path.exists():
+            raise SmecError(f"{path}: segment file named by the manifest is missing; restore the data directory from a backup")
+        table = pq.read_table(path, columns=[ID, "iid"])
+        iids = table.column("iid").to_numpy().astype(np.int64)
+        order = np.argsort(iids, kind="stable")
+        ids = table.column(ID).to_pylist()
+        return iids[order], [ids[j] for j in order.tolist()]
+
+    def _migrate_vectors(self, seg_id: int, iids: np.ndarray) -> None:
+        """Format 1 kept a segment's vectors in its Parquet file: write them to its ``.f32`` file
+        (in iid order, fsynced), unless a previous open already did."""
+        path = self.vectors_path(seg_id)
+        if path.exists() and path.stat().st_size == len(iids) * self.input_dim * 4:
+            return
+        full = np.zeros((len(iids), self.input_dim), np.float32)
+        for batch in iter_batches(self.segment_path(seg_id), check_finite=False):
+            full[np.searchsorted(iids, batch.rest.column("iid").to_numpy())] = batch.vectors
+        write_vectors(path, full, self.input_dim)
+        fsync_path(path)
+
+    @staticmethod
+    def _read_index(path: Path) -> faiss.Index:
+        if not path.exists():
+            raise SmecError(f"{path}: index file named by the manifest is missing; run `smec-compress reindex`")
+        return faiss.read_index(str(path))
 
     def remove_orphans(self, manifest: dict | None) -> None:
         """Files of a snapshot that crashed before its manifest landed, and stray temporaries."""
@@ -179,8 +215,7 @@ class DataDir:
         if manifest is not None:
             keep.add(self.wal_path(int(manifest["generation"])).name)
             for seg_id in manifest["segments"]:
-                keep.add(self.segment_path(seg_id).name)
-                keep.update(p.name for p in self.index_files(seg_id, manifest["dims"], manifest.get("budgets", [])))
+                keep.update(p.name for p in self.segment_files(seg_id, manifest["dims"], manifest.get("budgets", [])))
         else:
             keep.add(self.wal_path(0).name)
         for path in self.path.iterdir():
@@ -204,7 +239,7 @@ class DataDir:
         generation = self.generation + 1
         for seg in state.segments:
             if seg.id not in self.persisted:
-                self._write_segment(seg, state, head_fingerprint)
+                self._write_segment(seg, state)
         new_wal = WriteAheadLog(self.wal_path(generation), fsync=self.fsync)
         manifest = {
             "format": FORMAT,
@@ -227,21 +262,16 @@ class DataDir:
         self.wal_path(old_generation).unlink(missing_ok=True)
         live_ids = {s.id for s in state.segments}
         for seg_id in sorted(self.persisted - live_ids):
-            self.segment_path(seg_id).unlink(missing_ok=True)
-            for path in self.index_files(seg_id, self.dims, self.budgets):
+            for path in self.segment_files(seg_id, self.dims, self.budgets):
                 path.unlink(missing_ok=True)
         self.persisted &= live_ids
         return new_wal
 
-    def _write_segment(self, seg: Segment, state: State, head_fingerprint: str) -> None:
-        rows = seg.iids
-        path = self.segment_path(seg.id)
-        meta = EmbeddingMeta(kind="corpus", head_fingerprint=head_fingerprint)
-        with EmbeddingWriter(path, self.input_dim, meta, rest_schema=pa.schema([("iid", pa.int64())])) as writer:
-            for start in range(0, len(rows), ROWS_PER_WRITE):
-                part = rows[start : start + ROWS_PER_WRITE]
-                writer.write([state.ext[i] for i in part.tolist()], state.full[part], pa.table({"iid": pa.array(part, pa.int64())}))
-        fsync_path(path)
+    def _write_segment(self, seg: Segment, state: State) -> None:
+        ids = pa.array([state.ext[i] for i in seg.iids.tolist()], pa.string())
+        with atomic_file(self.segment_path(seg.id), fsync=True) as tmp:
+            pq.write_table(pa.table({ID: ids, "iid": pa.array(seg.iids, pa.int64())}), tmp)
+        fsync_path(self.vectors_path(seg.id))  # written when the segment was built
         for d in self.dims:
             with atomic_file(self.index_path(seg.id, d), fsync=True) as tmp:
                 faiss.write_index(seg.indexes[d], str(tmp))

@@ -18,6 +18,7 @@ import numpy as np
 from smec_compress.errors import SmecError
 
 from .state import Segment, State, with_selector
+from .vectors import WRITE_ROWS, Gathered, write_vectors
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,29 @@ def merge_group(state: State) -> list[int] | None:
 
 class SegmentBuilder:
     """Builds segments for the served ``dims`` (and byte ``budgets``: ``budget_index(b)`` gives the
-    head's trained, empty codec index over raw vectors); numbers them from ``next_id`` (never reused)."""
+    head's trained, empty codec index over raw vectors); numbers them from ``next_id`` (never reused)
+    and writes each one's full vectors to ``files.vectors_path(id)`` (``files``: the store's
+    ``DataDir``, which also says which merged-away files may go at once)."""
 
     def __init__(self, dims: tuple[int, ...], config: IndexConfig, compress: Callable[[np.ndarray], dict[int, np.ndarray]],
-                 budgets: tuple[int, ...] = (), budget_index: Callable[[int], faiss.Index] | None = None) -> None:
+                 files, budgets: tuple[int, ...] = (), budget_index: Callable[[int], faiss.Index] | None = None) -> None:
         self.dims = dims
         self.config = config
         self.compress = compress  # full vectors -> {dim: the head's vectors}
+        self.files = files
         self.budgets = budgets
         self.budget_index = budget_index
         self.next_id = 0
 
-    def build(self, iids: np.ndarray, compressed: dict[int, np.ndarray], vectors: np.ndarray) -> Segment:
+    def build(self, iids: np.ndarray, vectors, compressed: dict[int, np.ndarray] | None = None) -> Segment:
+        """A segment of ``iids`` whose full vectors are ``vectors`` (an array, or a
+        :class:`Gathered` view of other segments' rows, read in blocks); ``compressed`` (dim ->
+        the head's vectors) when the caller has it already."""
+        seg_id = self.next_id
+        self.next_id += 1
+        mapped = write_vectors(self.files.vectors_path(seg_id), vectors, int(vectors.shape[1]))
+        if compressed is None:
+            compressed = self._compress_blocks(mapped)
         big = len(iids) >= self.config.min_rows
         indexes, inner = {}, {}
         kinds = set()
@@ -91,22 +103,29 @@ class SegmentBuilder:
         budgets = {}
         for b in self.budgets:  # the codec's own tables: nothing to train, whatever the segment's size
             budgets[b] = faiss.IndexIDMap2(self.budget_index(b))
-            budgets[b].add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), iids)
-        seg = Segment(self.next_id, iids, indexes, inner, "Flat" if not big else ",".join(sorted(kinds)), budgets)
-        self.next_id += 1
-        return seg
+            for start in range(0, len(iids), WRITE_ROWS):
+                budgets[b].add_with_ids(np.ascontiguousarray(mapped[start : start + WRITE_ROWS], dtype=np.float32),
+                                        iids[start : start + WRITE_ROWS])
+        return Segment(seg_id, iids, indexes, inner, "Flat" if not big else ",".join(sorted(kinds)), budgets, mapped)
+
+    def _compress_blocks(self, vectors: np.ndarray) -> dict[int, np.ndarray]:
+        """The head's vectors of ``vectors`` at every dim, computed a block at a time."""
+        parts = [self.compress(np.asarray(vectors[s : s + WRITE_ROWS])) for s in range(0, len(vectors), WRITE_ROWS)]
+        return {d: np.concatenate([p[d] for p in parts]) if parts else np.zeros((0, d), np.float32) for d in self.dims}
 
     def rewrite(self, state: State, group: list[int]) -> State:
         """``state`` with the segments at ``group`` replaced by one segment of their live rows
-        (none if all are dead), and their tombstones forgotten."""
+        (none if all are dead), and their tombstones forgotten: the dead rows' vectors and index
+        entries are freed here, not only by a reindex."""
         segs = [state.segments[j] for j in group]
         iids = np.sort(np.concatenate([s.iids for s in segs]))
-        dead_mask = np.isin(iids, np.fromiter(state.tombstones, np.int64, len(state.tombstones)))
+        dead_mask = np.isin(iids, state.tombstone_iids)
         live = iids[~dead_mask]
-        merged = [self.build(live, self.compress(state.full[live]), state.full[live])] if len(live) else []
+        merged = [self.build(live, Gathered(segs, live, state.dim))] if len(live) else []
         remaining = [s for j, s in enumerate(state.segments) if j not in group]
         segments = tuple(remaining[: group[0]]) + tuple(merged) + tuple(remaining[group[0] :])
         gone = {s.id for s in segs}
         dead = {k: v for k, v in state.dead.items() if k not in gone}
         tombstones = state.tombstones - frozenset(iids[dead_mask].tolist())
+        self.files.discard([s.id for s in segs])
         return with_selector(replace(state, segments=segments, dead=dead, tombstones=tombstones))

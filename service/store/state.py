@@ -2,8 +2,9 @@
 
 A writer builds a new :class:`State` from the current one and publishes it with one reference
 assignment; a search reads the state once and works on that snapshot. Nothing here mutates a
-published state: ``full`` and ``ext`` are shared between states, but only rows at or beyond a
-state's ``count`` are ever written, and no reader of that state looks there.
+published state: ``ext`` is shared between states, but only entries at or beyond a state's
+``count`` are ever written, and no reader of that state looks there. A segment's full vectors
+are a read-only memory map of its own file (``vectors.py``), written once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import faiss
 import numpy as np
+
+from .vectors import StateVectors
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Segment:
     inner: dict[int, faiss.Index]  # dim -> the wrapped index (its type picks the search parameters)
     kind: str  # factory string used
     budgets: dict[int, faiss.Index] = field(default_factory=dict)  # bytes -> IndexIDMap2 over the head's codec (raw vectors in)
+    vectors: np.ndarray | None = None  # (rows, input_dim) float32, memory-mapped: the full vectors of iids, in order
 
     @property
     def rows(self) -> int:
@@ -35,7 +39,7 @@ class State:
     segments: tuple[Segment, ...] = ()
     tombstones: frozenset[int] = frozenset()
     dead: dict[int, int] = field(default_factory=dict)  # segment id -> tombstoned rows in it
-    full: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # rows < count valid
+    dim: int = 0  # input (full-vector) dimension
     count: int = 0  # next iid
     live: int = 0  # documents
     ext: list = field(default_factory=list)  # iid -> external id (append-only; entries < count valid)
@@ -43,9 +47,14 @@ class State:
     tombstone_iids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # the tombstones as an array
     _keep: object = None  # keeps the IDSelectorBatch the selector points to alive
 
+    @property
+    def vectors(self) -> StateVectors:
+        """The full vectors by iid (read from the segments' memory maps on demand)."""
+        return StateVectors(self.segments, self.dim)
+
 
 def empty_state(input_dim: int) -> State:
-    return State(full=np.zeros((0, input_dim), np.float32))
+    return State(dim=input_dim)
 
 
 def with_selector(state: State) -> State:

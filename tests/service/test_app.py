@@ -155,6 +155,9 @@ def test_documents_upsert_get_delete_and_every_dim_in_sync(client, head):
     assert [(i["dim"], i["count"], i["bytes_per_vector"], i["index_type"]) for i in info["indexes"]] == [
         (32, 10, 128, "Flat"), (16, 10, 64, "Flat")]
     assert all(i["memory_bytes"] >= 10 * i["bytes_per_vector"] for i in info["indexes"])
+    storage = info["storage"]
+    assert storage["ram_bytes"] == sum(i["memory_bytes"] for i in info["indexes"] + info["budgets"])
+    assert storage["full_vectors_disk_bytes"] == 10 * INPUT_DIM * 4 and storage["disk_bytes"] > storage["full_vectors_disk_bytes"]
     # replace d3 with d5's vector: both dims now find d3 as well as d5 for that query
     new = client.post("/documents", json={"ids": ["d3", "new"], "vectors": [x[5].tolist(), x[0].tolist()]})
     assert new.json() == {"created": 1, "updated": 1, "documents": 11}
@@ -301,6 +304,7 @@ def test_metrics_have_latency_by_route_and_dim_and_index_sizes(client):
     assert 'smec_request_duration_seconds_count{dim="invalid",route="/compress"} 1.0' in text
     assert 'smec_index_vectors{dim="16"} 7.0' in text and 'smec_documents 7.0' in text
     assert 'smec_index_memory_bytes{dim="32"}' in text
+    assert f'smec_storage_bytes{{kind="full_vectors_disk_bytes"}} {7 * INPUT_DIM * 4}.0' in text
     assert 'http_request_duration_seconds_count{handler="/documents",method="POST"}' in text
 
 

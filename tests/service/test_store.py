@@ -55,6 +55,84 @@ def test_deletes_and_updates_are_invisible_to_search_and_compacted(head, tmp_pat
     store.close()
 
 
+def vector_files(path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in path.glob("seg-*.f32")}
+
+
+@pytest.mark.parametrize("snapshot_between", [False, True])
+def test_the_merge_frees_deleted_rows_vectors_and_index_entries(head, tmp_path, snapshot_between):
+    """Deleting most of a segment rewrites it with its live rows: the dead rows' full vectors
+    leave the disk (at once, or with the next snapshot once a manifest named the old file) and
+    their index entries leave RAM, with no reindex."""
+    store = Store.open(tmp_path, head)
+    x = unit(np.random.default_rng(12), 200)
+    ids = [f"d{i}" for i in range(200)]
+    store.upsert(ids, x)
+    row = 48 * 4
+    assert sum(vector_files(tmp_path).values()) == 200 * row
+    if snapshot_between:
+        store.snapshot()
+    ram = store.storage()["ram_bytes"]
+    store.delete(ids[:150])
+    if snapshot_between:
+        store.snapshot()
+    assert sum(vector_files(tmp_path).values()) == 50 * row == store.storage()["full_vectors_disk_bytes"]
+    assert store.storage()["ram_bytes"] == pytest.approx(ram / 4, rel=0.05)
+    np.testing.assert_array_equal(store.get("d199"), x[199])
+    q = unit(np.random.default_rng(13), 5)
+    assert ids_only(store.search(q, 16, 10, rescore=50)) == [  # every live row rescored: the exact full-dim top 10
+        [ids[150 + i] for i in np.argsort(-(x[150:] @ row_q), kind="stable")[:10]] for row_q in q]
+    store.close()
+    reopened = Store.open(tmp_path, head)
+    assert len(reopened) == 50 and sum(vector_files(tmp_path).values()) == 50 * row
+    reopened.close()
+
+
+def test_full_vectors_are_memory_mapped_not_held_in_ram(head, tmp_path):
+    store = Store.open(tmp_path, head)
+    store.upsert([f"d{i}" for i in range(30)], unit(np.random.default_rng(14), 30))
+    store.close()
+    reopened = Store.open(tmp_path, head)
+    assert [type(s.vectors) for s in reopened._state.segments] == [np.memmap]
+    reopened.close()
+
+
+def test_a_format_1_directory_with_vectors_inside_the_parquet_is_read_and_migrated(head, tmp_path):
+    """Format 1 stored a segment's vectors in its Parquet file: opening such a directory writes
+    the ``.f32`` files and serves the same documents."""
+    import json
+
+    import pyarrow as pa
+
+    from smec_compress.data.schema import EmbeddingMeta
+    from smec_compress.data.writer import EmbeddingWriter
+
+    store = Store.open(tmp_path, head)
+    x = unit(np.random.default_rng(15), 40)
+    ids = [f"d{i}" for i in range(40)]
+    store.upsert(ids, x)
+    store.delete(["d7"])
+    store.close()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for seg_id in manifest["segments"]:  # rewrite each segment as format 1 wrote it
+        seg = tmp_path / f"seg-{seg_id:08d}.parquet"
+        vec = tmp_path / f"seg-{seg_id:08d}.f32"
+        table = __import__("pyarrow.parquet").parquet.read_table(seg)
+        rows = np.fromfile(vec, "<f4").reshape(-1, 48)
+        iids = table.column("iid").to_numpy()
+        seg.unlink()
+        vec.unlink()
+        with EmbeddingWriter(seg, 48, EmbeddingMeta(kind="corpus"), rest_schema=pa.schema([("iid", pa.int64())])) as writer:
+            writer.write(table.column("id").to_pylist()[::-1], rows[::-1], pa.table({"iid": pa.array(iids[::-1], pa.int64())}))
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
+    reopened = Store.open(tmp_path, head)
+    assert len(reopened) == 39 and reopened.get("d7") is None
+    for i in (0, 8, 39):
+        np.testing.assert_array_equal(reopened.get(f"d{i}"), x[i])
+    assert sum(vector_files(tmp_path).values()) == 40 * 48 * 4
+    reopened.close()
+
+
 def test_torn_tail_of_the_log_is_dropped_and_the_rest_replayed(head, tmp_path):
     store = Store.open(tmp_path, head)
     x = unit(np.random.default_rng(3), 30)
