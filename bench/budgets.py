@@ -356,7 +356,8 @@ def main() -> None:
     path = RESULTS / "budgets.json"
     results = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
     if not (args.check_exports or args.render_only):  # those keep the measuring run's command and date
-        results.update(budgets=args.budgets, datasets=args.datasets,
+        measured = set(results.get("datasets", [])) | set(args.datasets)  # a run resumes, and adds to, earlier runs' cells
+        results.update(budgets=args.budgets, datasets=[d for d in DATASETS if d in measured],
                        machine={"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat(),
                                 "command": "python bench/budgets.py " + " ".join(sys.argv[1:])})
     if args.check_exports:

@@ -1,22 +1,33 @@
 """Prometheus metrics on a registry owned by the app (so several apps can live in one process).
 
-``prometheus-fastapi-instrumentator`` gives the standard per-route request counts and latency;
-on top, ``smec_request_duration_seconds{route,dim}`` splits /search and /compress latency by the
-dim served (unknown dims are one "invalid" label, so clients cannot blow up the cardinality),
-and a collector reports index sizes at scrape time.
+One pure-ASGI middleware times every request: ``http_requests_total{handler,method,status}`` and
+``http_request_duration_seconds{handler,method}`` (``handler`` is the route's path template, so
+``/documents/{doc_id}`` is one label; ``none`` for unmatched paths), and
+``smec_request_duration_seconds{route,dim}`` splits /search and /compress latency by the dim
+served (unknown dims are one "invalid" label, so clients cannot blow up the cardinality). A
+collector reports index sizes and storage at scrape time.
+
+Why not ``prometheus-fastapi-instrumentator``: it looked each request's route up again by
+matching every route, about 65 us a request (measured on a /search that costs 300 us in all);
+the route FastAPI matched is already in the request's scope.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Histogram
+import time
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_fastapi_instrumentator import Instrumentator, metrics
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .runtime import Runtime
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DIM_ROUTES = ("/search", "/compress")
+UNMATCHED = "none"
 
 
 class IndexCollector:
@@ -40,27 +51,78 @@ class IndexCollector:
         yield from (docs, vectors, memory, storage)
 
 
-def setup_metrics(app: FastAPI, runtime: Runtime) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    by_dim = Histogram(
-        "smec_request_duration_seconds", "Latency of /search and /compress by dim", ["route", "dim"],
-        buckets=BUCKETS, registry=registry,
-    )
+class RequestMetrics:
+    """Times each HTTP request and counts it by route template, method and status."""
 
-    def observe_dim(info: metrics.Info) -> None:
-        if info.modified_handler not in DIM_ROUTES:
-            return
-        raw = info.request.query_params.get("dim")
-        served = runtime.store.dims if runtime.store is not None else ()
+    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.routes = fastapi_app.router.routes
+        self.runtime = runtime
+        self.requests = Counter("http_requests_total", "Requests by route, method and status", ["handler", "method", "status"],
+                                registry=registry)
+        self.duration = Histogram("http_request_duration_seconds", "Latency by route and method", ["handler", "method"],
+                                  buckets=BUCKETS, registry=registry)
+        self.by_dim = Histogram("smec_request_duration_seconds", "Latency of /search and /compress by dim", ["route", "dim"],
+                                buckets=BUCKETS, registry=registry)
+        self._children: dict = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/metrics":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500  # what the client gets if the app raises before it starts a response
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self._record(scope, status, time.perf_counter() - start)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        handler, method = self._handler(scope), scope["method"]
+        self._child(self.requests, handler, method, str(status)).inc()
+        self._child(self.duration, handler, method).observe(elapsed)
+        if handler in DIM_ROUTES:
+            self._child(self.by_dim, handler, self._dim_label(scope)).observe(elapsed)
+
+    def _child(self, metric, *labels: str):
+        """``metric.labels(*labels)``, kept: prometheus_client's lookup costs microseconds a call."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def _handler(self, scope: Scope) -> str:
+        """The matched route's path template (set in the scope by FastAPI's router; matched here
+        when the app answered before routing, e.g. a 413 from the body limit)."""
+        route = scope.get("route")
+        if route is None:
+            route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
+        return getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
+
+    def _dim_label(self, scope: Scope) -> str:
+        query = scope.get("query_string", b"")
+        raw = parse_qs(query.decode("latin-1")).get("dim", [None])[-1] if b"dim=" in query else None
         if raw is None:
-            label = str(runtime.default_dim)
-        else:
-            label = raw if raw.isdigit() and int(raw) in served else "invalid"
-        by_dim.labels(route=info.modified_handler, dim=label).observe(info.modified_duration)
+            return str(self.runtime.default_dim)
+        served = self.runtime.store.dims if self.runtime.store is not None else ()
+        return raw if raw.isdigit() and int(raw) in served else "invalid"
 
+
+def setup_metrics(app: FastAPI, runtime: Runtime) -> CollectorRegistry:
+    """``/metrics`` (left out of the OpenAPI schema) and the request-timing middleware."""
+    registry = CollectorRegistry()
     registry.register(IndexCollector(runtime))
-    instrumentator = Instrumentator(registry=registry, excluded_handlers=["/metrics"], should_group_status_codes=False)
-    instrumentator.add(metrics.default(registry=registry, latency_lowr_buckets=BUCKETS))
-    instrumentator.add(observe_dim)
-    instrumentator.instrument(app).expose(app, include_in_schema=False)
+    app.add_middleware(RequestMetrics, fastapi_app=app, runtime=runtime, registry=registry)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     return registry

@@ -1,29 +1,35 @@
-"""POST /search: queries through the head, then that dim's FAISS indexes."""
+"""POST /search: queries through the head, then that dim's FAISS indexes.
+
+Its parameters and access check are read by hand (``service.params``, ``deps.read_access``):
+FastAPI's solving of them cost more than a small search. A search small enough to take well under a millisecond (``INLINE_SCORES``: query rows times
+documents) runs on the event loop: handing it to the thread pool and back cost more than the
+search itself at 100k documents (measured by ``bench/service.py``). Bigger ones go to the pool, so
+the loop keeps answering other requests while FAISS (which releases the GIL) works.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from smec_compress.data.embed import QUERIES
 from smec_compress.errors import SmecError
 
 from ..bodies import json_response, read_rows, request_body_doc
-from ..deps import DimQuery, RuntimeDep, StoreDep, require_read, resolve_dim
+from ..deps import BEARER_SECURITY, DIM, read_access, resolve_dim
+from ..params import IntQuery, openapi_parameters, read_ints
 from ..schemas import ErrorResponse, SearchRequest, SearchResponse
 
-router = APIRouter(tags=["search"], dependencies=[Depends(require_read)])
+router = APIRouter(tags=["search"])
 
-KQuery = Annotated[int | None, Query(ge=1, description="Results per query for .npy bodies (JSON bodies carry \"k\").")]
-RescoreQuery = Annotated[int | None, Query(ge=0, description=(
-    "Take this many candidates (at least k) from the dim's index and rescore them with the stored full vectors; "
-    "0: off. Default SMEC_RESCORE, at most SMEC_MAX_RESCORE."))]
+INLINE_SCORES = 200_000  # query rows x documents: 1 query over 100k 64-d documents takes about 0.6 ms
 
-
-BudgetQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description=(
-    "Search the head's codec for this many bytes a vector instead of a dim (served budgets: GET /indexes)."))]
+K = IntQuery("k", "Results per query for .npy bodies (JSON bodies carry \"k\").", 1)
+RESCORE = IntQuery("rescore", "Take this many candidates (at least k) from the dim's index and rescore them with the "
+                   "stored full vectors; 0: off. Default SMEC_RESCORE, at most SMEC_MAX_RESCORE.", 0)
+BUDGET = IntQuery("budget", "Search the head's codec for this many bytes a vector instead of a dim (served budgets: "
+                  "GET /indexes).", 1, 1_000_000)
+PARAMS = (DIM, K, RESCORE, BUDGET)  # read by hand (service.params): FastAPI's solving of them was a quarter of a search
 
 
 def resolve_rescore(settings, rescore: int | None, k: int) -> int:
@@ -41,15 +47,16 @@ def resolve_rescore(settings, rescore: int | None, k: int) -> int:
     "/search",
     response_model=SearchResponse,
     responses={422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}},
-    openapi_extra=request_body_doc(SearchRequest, npy=True),
+    openapi_extra={**request_body_doc(SearchRequest, npy=True), **BEARER_SECURITY, **openapi_parameters(*PARAMS)},
     summary="Top-k documents per query",
 )
-async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: DimQuery = None, k: KQuery = None,
-                 rescore: RescoreQuery = None, budget: BudgetQuery = None) -> Response:
+async def search(request: Request) -> Response:
     """``{"vector": [...]}``, ``{"vectors": [[...]]}``, ``{"text": "..."}`` or ``{"texts": [...]}``
     plus ``"k"``; or a ``.npy`` array of query rows with ``?k=``. ``?rescore=R``: two-stage
     search, the dim's top R rescored with the full vectors (full-dim scores). ``?budget=B``
     instead of a dim: the head's learned codec for B bytes a vector (see GET /indexes)."""
+    runtime, store = await read_access(request)
+    dim, k, rescore, budget = read_ints(request, *PARAMS)
     if budget is not None:
         if dim is not None:
             raise SmecError(f"give a dim or a budget, not both (dim={dim}, budget={budget})")
@@ -66,6 +73,9 @@ async def search(request: Request, runtime: RuntimeDep, store: StoreDep, dim: Di
     if k > runtime.settings.max_k:
         raise SmecError(f"k={k} is above the limit of {runtime.settings.max_k} (SMEC_MAX_K)")
     rescore = resolve_rescore(runtime.settings, rescore, k)
-    hits = await run_in_threadpool(store.search, queries, dim, k, rescore=rescore, budget=budget)
+    if len(queries) * max(len(store), 1) <= INLINE_SCORES:
+        hits = store.search(queries, dim, k, rescore=rescore, budget=budget)
+    else:
+        hits = await run_in_threadpool(store.search, queries, dim, k, rescore=rescore, budget=budget)
     results = [[{"id": i, "score": s} for i, s in row] for row in hits]
     return json_response({"dim": dim, "budget": budget, "k": k, "rescore": rescore, "results": results})

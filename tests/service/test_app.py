@@ -225,6 +225,24 @@ def test_bad_json_input_is_a_4xx_that_says_why(client, path, body, status, says)
     assert client.get("/indexes").json()["documents"] == 0  # nothing half-written
 
 
+@pytest.mark.parametrize("query", ["dim=abc", "dim=0", "dim=1000001", "dim=1.5"])
+def test_search_reads_its_query_parameters_by_hand_with_fastapis_422(client, query):
+    """/search parses dim/k/rescore/budget itself (service.params): a bad value gets the very
+    error FastAPI gives for the same declared parameter on /compress."""
+    theirs = client.post(f"/compress?{query}", json={"vectors": [GOOD]})
+    ours = client.post(f"/search?{query}", json={"vector": GOOD})
+    assert ours.status_code == theirs.status_code == 422
+    assert ours.json() == theirs.json()
+
+
+def test_search_lists_every_bad_query_parameter(client):
+    r = client.post("/search?k=0&rescore=-1&budget=x", content=npy(np.zeros((1, INPUT_DIM), np.float32)),
+                    headers={"content-type": NPY})
+    assert r.status_code == 422
+    assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [
+        (["query", "k"], "greater_than_equal"), (["query", "rescore"], "greater_than_equal"), (["query", "budget"], "int_parsing")]
+
+
 def test_bad_bodies_and_content_types(client):
     r = client.post("/compress", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "Invalid JSON" in r.text
@@ -306,6 +324,11 @@ def test_metrics_have_latency_by_route_and_dim_and_index_sizes(client):
     assert 'smec_index_memory_bytes{dim="32"}' in text
     assert f'smec_storage_bytes{{kind="full_vectors_disk_bytes"}} {7 * INPUT_DIM * 4}.0' in text
     assert 'http_request_duration_seconds_count{handler="/documents",method="POST"}' in text
+    client.get("/documents/d1")
+    client.get("/no/such/path")
+    text = client.get("/metrics").text
+    assert 'http_requests_total{handler="/documents/{doc_id}",method="GET",status="200"} 1.0' in text  # the template, not the id
+    assert 'http_requests_total{handler="none",method="GET",status="404"} 1.0' in text
 
 
 def test_restart_keeps_documents(make_client, tmp_path):
@@ -345,3 +368,14 @@ def test_protected_mode_follows_the_bind_address_and_the_client():
     assert protected(local, ("10.1.2.3", 5000))  # started some other way, reached from outside
     assert not protected(local, ("127.0.0.1", 5000)) and not protected(local, ("testclient", 50000))
     assert not protected(Settings(host="0.0.0.0", api_key="k")) and not protected(Settings(host="0.0.0.0", allow_anonymous_writes=True))
+
+
+def test_small_searches_on_the_loop_and_big_ones_in_the_pool_give_the_same_hits(client, monkeypatch):
+    from service.routers import search as route
+
+    add_docs(client, 30)
+    q = {"vectors": unit(np.random.default_rng(5), 3).tolist(), "k": 5}
+    inline = client.post("/search?rescore=10", json=q).json()
+    monkeypatch.setattr(route, "INLINE_SCORES", 0)  # every search now goes through the thread pool
+    pooled = client.post("/search?rescore=10", json=q).json()
+    assert inline == pooled and len(inline["results"][0]) == 5
