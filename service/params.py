@@ -1,7 +1,7 @@
 """Integer query parameters read by hand, for the hot route (/search).
 
 FastAPI re-derives each declared query parameter's type on every request; with four of them that
-was about a quarter of a small search's time in the server (cProfile of the ASGI app). Reading
+was about a quarter of a small search's time in the server (a cProfile of the ASGI app). Reading
 them here costs a dict lookup each. The errors keep FastAPI's 422 shape, and ``openapi`` gives
 the same OpenAPI entry FastAPI writes for ``Annotated[int | None, Query(ge=, le=)]``, so clients
 and the schema see no difference.

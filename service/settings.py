@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     rescore: int = Field(0, ge=0, description="Default oversampling of /search: rescore this many candidates (at least "
                          "k) with the stored full vectors; 0: off. A request's ?rescore= overrides it.")
     max_rescore: int = Field(1000, ge=1, description="Largest ?rescore= a search may ask for.")
+    inline_search_scores: int = Field(200_000, ge=0, description=(
+        "A /search whose query rows x documents is at most this runs on the event loop (1 query over 100k 64-d "
+        "documents takes about 0.6 ms, and a thread-pool hop adds a large part of that); larger ones run in the thread pool so the "
+        "loop keeps serving other requests. 0: every search in the pool."))
     max_text_chars: int = Field(20_000, ge=1, description="Longest text accepted.")
     faiss_threads: int | None = Field(
         1, ge=1, description="OpenMP threads per FAISS search. 1 by default: requests already run in parallel, and "

@@ -1,10 +1,11 @@
 """POST /search: queries through the head, then that dim's FAISS indexes.
 
 Its parameters and access check are read by hand (``service.params``, ``deps.read_access``):
-FastAPI's solving of them cost more than a small search. A search small enough to take well under a millisecond (``INLINE_SCORES``: query rows times
-documents) runs on the event loop: handing it to the thread pool and back cost more than the
-search itself at 100k documents (measured by ``bench/service.py``). Bigger ones go to the pool, so
-the loop keeps answering other requests while FAISS (which releases the GIL) works.
+FastAPI's solving of them cost more than a small search. A search small enough to take well under a millisecond (``SMEC_INLINE_SEARCH_SCORES``: query
+rows times documents) runs on the event loop: the hop to the thread pool and back is a large part of
+its time (``bench/service.py``, 100k documents: 57% of in-process QPS over HTTP on the loop, 44%
+through the pool). Bigger ones go to the pool, so the loop keeps answering other requests while
+FAISS (which releases the GIL) works.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from ..params import IntQuery, openapi_parameters, read_ints
 from ..schemas import ErrorResponse, SearchRequest, SearchResponse
 
 router = APIRouter(tags=["search"])
-
-INLINE_SCORES = 200_000  # query rows x documents: 1 query over 100k 64-d documents takes about 0.6 ms
 
 K = IntQuery("k", "Results per query for .npy bodies (JSON bodies carry \"k\").", 1)
 RESCORE = IntQuery("rescore", "Take this many candidates (at least k) from the dim's index and rescore them with the "
@@ -73,7 +72,7 @@ async def search(request: Request) -> Response:
     if k > runtime.settings.max_k:
         raise SmecError(f"k={k} is above the limit of {runtime.settings.max_k} (SMEC_MAX_K)")
     rescore = resolve_rescore(runtime.settings, rescore, k)
-    if len(queries) * max(len(store), 1) <= INLINE_SCORES:
+    if len(queries) * max(len(store), 1) <= runtime.settings.inline_search_scores:
         hits = store.search(queries, dim, k, rescore=rescore, budget=budget)
     else:
         hits = await run_in_threadpool(store.search, queries, dim, k, rescore=rescore, budget=budget)

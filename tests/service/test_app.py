@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import numpy as np
@@ -370,12 +371,26 @@ def test_protected_mode_follows_the_bind_address_and_the_client():
     assert not protected(Settings(host="0.0.0.0", api_key="k")) and not protected(Settings(host="0.0.0.0", allow_anonymous_writes=True))
 
 
-def test_small_searches_on_the_loop_and_big_ones_in_the_pool_give_the_same_hits(client, monkeypatch):
-    from service.routers import search as route
+def test_small_searches_on_the_loop_and_big_ones_in_the_pool_give_the_same_hits(make_client, monkeypatch, tmp_path):
+    from service.store import Store
 
-    add_docs(client, 30)
+    on_loop = []
+    real = Store.search
+
+    def search(self, *args, **kwargs):
+        try:
+            asyncio.get_running_loop()  # only the event loop's thread has one
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "search", search)
     q = {"vectors": unit(np.random.default_rng(5), 3).tolist(), "k": 5}
-    inline = client.post("/search?rescore=10", json=q).json()
-    monkeypatch.setattr(route, "INLINE_SCORES", 0)  # every search now goes through the thread pool
-    pooled = client.post("/search?rescore=10", json=q).json()
-    assert inline == pooled and len(inline["results"][0]) == 5
+    results = []
+    for scores in (200_000, 0):  # the default: on the loop; 0: every search in the pool
+        client = make_client(inline_search_scores=scores, data_dir=tmp_path / f"data-{scores}")
+        add_docs(client, 30)
+        results.append(client.post("/search?rescore=10", json=q).json())
+    assert results[0] == results[1] and len(results[0]["results"][0]) == 5
+    assert on_loop == [True, False]
