@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -35,6 +36,7 @@ def evaluate(
     document_prompt: DocumentPrompt = None,
     rescore: Annotated[int, typer.Option(min=0, max=10_000, help="Also score every reducer and codec with its top N candidates rescored by the full vectors (two-stage search; 0: off).")] = 0,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for FAISS and torch [default: all cores].")] = None,
+    bootstrap: Annotated[int, typer.Option(min=0, max=100_000, help="Paired bootstrap 95% intervals with this many resamples of the judged queries (seeded by --seed): each SMEC head minus the strongest of PCA, centred PCA and truncation per dim, and each head's budget codec minus the best quantiser that fits (0: off).")] = 0,
 ) -> None:
     """Retrieval quality per dim and per byte: full vectors, truncation, PCA, random projection,
     Matryoshka-Adaptor, SMEC, and int8 / binary / PQ / OPQ alone and stacked on PCA or SMEC;
@@ -105,13 +107,39 @@ def evaluate(
     for budget, row in best_within(result.rows, target_budgets):
         best.add_row(*budget_cells(budget, row, result.rows))
     out.print(best)
+    intervals = _bootstrap(result, list(heads) or (["smec", "smec-sup"] if fit_smec else []), target_budgets, bootstrap, seed)
     if report_dir is not None:
         from ..evaluation.plot import plot_quality
 
         info = {"dataset": str(dataset), "model": data.model, "docs": len(data.corpus.ids),
                 "judged_queries": result.judged_queries, "dims": list(target_dims), "budgets": list(target_budgets), "seed": seed,
                 "rescore": rescore,
-                "heldout_queries": None if result.heldout is None else len(result.heldout)}
+                "heldout_queries": None if result.heldout is None else len(result.heldout),
+                "bootstrap": [asdict(i) for i in intervals], "bootstrap_resamples": bootstrap}
         write_report(result.rows, report_dir, info=info, budgets=target_budgets)
         plot_quality(result.rows, report_dir / "quality.png", title=title)
         out.print(f"report written to {report_dir} (report.json, report.md, quality.png)")
+
+
+def _bootstrap(result, heads: list[str], budgets: list[int], resamples: int, seed: int) -> list:
+    """Print (and return) the paired-bootstrap intervals of ``evaluation.bootstrap`` (none when off)."""
+    if not resamples:
+        return []
+    from ..evaluation.bootstrap import against_quantisers, against_simple
+    from ..evaluation.run import REDUCERS
+
+    heads = [h for h in heads if any(r.method == h for r in result.rows)]
+    intervals = against_simple(result.rows, result.per_query, heads, resamples=resamples, seed=seed)
+    intervals += against_quantisers(result.rows, result.per_query, heads, budgets, float_methods=[*REDUCERS, *heads],
+                                    resamples=resamples, seed=seed)
+    table = Table(title=f"paired bootstrap, {resamples} resamples of {result.judged_queries} queries: nDCG@10 difference, 95% interval")
+    for name in ("ours", "minus", "dim / bytes", "difference", "95% interval", "verdict"):
+        table.add_column(name, justify="left" if name in ("ours", "minus", "verdict") else "right", overflow="fold")
+    for i in intervals:
+        at = f"{i.dim} d" if i.dim is not None else f"<= {i.budget} B"
+        table.add_row(i.ours, i.theirs, at, f"{i.diff:+.4f}", f"[{i.low:+.4f}, {i.high:+.4f}]", i.verdict)
+    if intervals:
+        out.print(table)
+    else:
+        err.print("[yellow]warning:[/] --bootstrap: no SMEC head in this comparison (give --head or --fit-smec)")
+    return intervals

@@ -19,7 +19,7 @@ from ..codecs.budget import Candidate, candidates
 from ..data.beir import Qrels
 from ..data.io import Embeddings
 from ..errors import SmecError
-from .retrieval import score_run, search, select_queries, to_run
+from .retrieval import score_run, scored, search, select_queries, to_run
 
 K = 100  # depth of every search: Recall@100 needs it
 
@@ -153,11 +153,12 @@ def plan(
     return list(dict.fromkeys(method for rule in rules for method in rule(ctx)))  # rules may list a row twice
 
 
-def _quality(run, qrels: Qrels, heldout: list[str] | None) -> tuple[dict[str, float], float | None]:
-    scores = score_run(run, qrels)
+def _quality(run, qrels: Qrels, heldout: list[str] | None) -> tuple[dict[str, float], float | None, dict[str, float]]:
+    """The run's means, its held-out queries' nDCG@10 (None without them) and every query's nDCG@10."""
+    scores, per_query = scored(run, qrels)
     if heldout is None:
-        return scores, None
-    return scores, score_run({q: run[q] for q in heldout if q in run}, qrels)["ndcg@10"]
+        return scores, None, per_query
+    return scores, score_run({q: run[q] for q in heldout if q in run}, qrels)["ndcg@10"], per_query
 
 
 def _search(method: Method, reduced: dict, docs: np.ndarray, queries: np.ndarray, reducers: Mapping[str, Reducer],
@@ -190,6 +191,11 @@ def rescored_run(indices: np.ndarray, queries: np.ndarray, docs: np.ndarray, res
     return np.hstack([top_s, rest_s])[:, :K], np.hstack([top_i, rest])[:, :K]
 
 
+def row_key(row: Row) -> tuple[str, int, int]:
+    """What tells a comparison's rows apart: method, dim and bytes (OPQ at several ``m`` share a name and dim)."""
+    return row.method, row.dim, row.bytes_per_vector
+
+
 def compare(
     corpus: Embeddings,
     queries: Embeddings,
@@ -201,13 +207,15 @@ def compare(
     seed: int = 0,
     on_row: Callable[[Row], None] | None = None,
     rescore: int = 0,
+    per_query: dict[tuple[str, int, int], np.ndarray] | None = None,
 ) -> list[Row]:
     """Score every method on the judged queries (and on ``heldout``, a subset of them); with
     ``rescore`` R > 0, each method but the full vectors also gets a row ``NAME +rescore R``: its
     top R candidates rescored with the full vectors (``rescored_run``), at the same bytes of RAM.
 
     Reduced vectors are computed once per (reducer, dim) and shared by the codecs stacked on them;
-    codecs are fitted on the corpus vectors only.
+    codecs are fitted on the corpus vectors only. ``per_query``, when given, receives each row's
+    per-query nDCG@10 (judged queries in order) under ``row_key(row)``, for paired bootstraps.
     """
     selection = select_queries(list(queries.ids), qrels)
     position = {q: i for i, q in enumerate(queries.ids)}
@@ -227,7 +235,7 @@ def compare(
             runs.append((f"{method.name} +rescore {rescore}", rescore,
                          *rescored_run(indices, q_vectors, corpus.vectors, rescore)))
         for name, rescored, s, i in runs:
-            metrics, held = _quality(to_run(selection.query_ids, corpus.ids, s, i), qrels, heldout)
+            metrics, held, each = _quality(to_run(selection.query_ids, corpus.ids, s, i), qrels, heldout)
             full_ndcg = metrics["ndcg@10"] if full_ndcg is None else full_ndcg  # the first method is the reference
             row = Row(
                 name, method.dim, int(size), full_bytes / size, metrics["ndcg@10"], metrics["recall@10"],
@@ -235,6 +243,8 @@ def compare(
                 rescored,
             )
             rows.append(row)
+            if per_query is not None:
+                per_query[row_key(row)] = np.array([each.get(q, 0.0) for q in selection.query_ids])  # no hits: 0
             if on_row:
                 on_row(row)
     return rows

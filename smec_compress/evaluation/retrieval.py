@@ -49,17 +49,23 @@ def select_queries(query_ids: list[str], qrels: Qrels) -> QuerySelection:
     return QuerySelection(kept, len(query_ids) - len(kept))
 
 
-def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
-    """Mean nDCG@10, Recall@10/100 and MRR@10 over the run's queries that have qrels."""
+def scored(run: Run, qrels: Qrels) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean nDCG@10, Recall@10/100 and MRR@10 over the run's queries that have qrels, and each of
+    those queries' nDCG@10 (what the means average, and what a paired bootstrap resamples)."""
     qrels = {q: rel for q, rel in qrels.items() if q in run}
     if not qrels:
-        return {m: float("nan") for m in METRICS}
+        return {m: float("nan") for m in METRICS}, {}
     per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10,100"}).evaluate(run)
     top10 = {q: dict(sorted(docs.items(), key=lambda kv: -kv[1])[:10]) for q, docs in run.items()}
     rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
     out = {m: float(np.mean([v[name] for v in per_query.values()])) for m, name in _TREC_NAMES.items()}
     out["mrr@10"] = float(np.mean([v["recip_rank"] for v in rr.values()]))
-    return out
+    return out, {q: v["ndcg_cut_10"] for q, v in per_query.items()}
+
+
+def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
+    """Mean nDCG@10, Recall@10/100 and MRR@10 over the run's queries that have qrels."""
+    return scored(run, qrels)[0]
 
 
 def evaluate_retrieval(

@@ -4,7 +4,7 @@ SMEC heads, if asked) on the corpus, plan the rows, score them, and say what was
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +22,7 @@ REDUCERS: dict[str, Callable[[np.ndarray, list[int], int], Reducer]] = {
     "truncation": lambda X, dims, seed: Truncation().fit(X),
     "random": lambda X, dims, seed: RandomProjection(seed=seed).fit(X),
     "pca": lambda X, dims, seed: PCA().fit(X),
+    "pca-centred": lambda X, dims, seed: PCA(center=True).fit(X),  # one of the strongest simple reducers on some data
     "mat-adaptor": lambda X, dims, seed: MatryoshkaAdaptor(dims=tuple(sorted(set(dims), reverse=True)), seed=seed).fit(X),
 }
 
@@ -81,6 +82,7 @@ class Comparison:
     skipped_queries: int  # queries without judgements in these qrels
     heldout: list[str] | None  # test queries none of whose relevant docs is a training positive
     warnings: list[str]
+    per_query: dict = field(default_factory=dict)  # compare.row_key(row) -> per-query nDCG@10 (judged queries in order)
 
 
 def run_comparison(
@@ -123,6 +125,7 @@ def run_comparison(
                                  head_codecs={n: {b: bc.candidate for b, bc in getattr(h, "codecs_", {}).items()}
                                               for n, h in heads.items()}, rows=len(data.corpus.ids))
     stage("score", len(methods) * (2 if rescore else 1) - (1 if rescore else 0))
+    per_query: dict = {}
     rows = compare(data.corpus, data.queries, data.qrels, methods, reducers, heldout=heldout, seed=seed, on_row=on_row,
-                   rescore=rescore)
-    return Comparison(rows, len(selection.query_ids), selection.skipped_without_qrels, heldout, warnings)
+                   rescore=rescore, per_query=per_query)
+    return Comparison(rows, len(selection.query_ids), selection.skipped_without_qrels, heldout, warnings, per_query)

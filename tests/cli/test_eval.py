@@ -53,7 +53,7 @@ def head_dir(tmp_path_factory):
 def test_eval_writes_table_report_and_plot(monkeypatch, capsys, tmp_path, head_dir):
     code, out, err = run(
         monkeypatch, capsys, "eval", SAMPLE_EMBEDDINGS, "--qrels", QRELS, "--train-qrels", SAMPLE / "qrels" / "train.tsv",
-        "--dims", "16", "--budgets", "16", "--head", head_dir, "--no-adaptor", "--out", tmp_path,
+        "--dims", "16", "--budgets", "16", "--head", head_dir, "--no-adaptor", "--out", tmp_path, "--bootstrap", "200",
     )
     assert code == 0, err
     assert "nDCG@10" in out and "smec+opq" in out and "skipped" in err and "best within each byte budget" in out
@@ -68,6 +68,12 @@ def test_eval_writes_table_report_and_plot(monkeypatch, capsys, tmp_path, head_d
     assert report["info"]["heldout_queries"] < report["info"]["judged_queries"]
     assert (tmp_path / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| smec | 16 | 64 |" in (tmp_path / "report.md").read_text()
+    # --bootstrap: smec at 16 d against the strongest simple reducer there, by mean nDCG@10
+    (interval,) = [i for i in report["info"]["bootstrap"] if i["dim"] == 16]
+    strongest = max((rows[(m, 16)] for m in ("pca", "pca-centred", "truncation")), key=lambda r: r["ndcg10"])
+    assert interval["theirs"] == strongest["method"] and interval["low"] <= interval["diff"] <= interval["high"]
+    assert interval["diff"] == pytest.approx(rows[("smec", 16)]["ndcg10"] - strongest["ndcg10"], abs=1e-9)
+    assert "paired bootstrap, 200 resamples" in out
 
 
 def test_a_dim_the_head_lacks_is_refused(monkeypatch, capsys, head_dir):
