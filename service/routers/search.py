@@ -3,9 +3,9 @@
 Its parameters and access check are read by hand (``service.params``, ``deps.read_access``):
 FastAPI's solving of them cost more than a small search. A search small enough to take well under
 a millisecond (``SMEC_INLINE_SEARCH_SCORES``: query rows times documents) runs on the event loop:
-the hop to the thread pool and back is a large part of its time (``bench/service.py``, 100k documents: 57% of in-process QPS over HTTP on the loop, 44%
-through the pool). Bigger ones go to the pool, so the loop keeps answering other requests while
-FAISS (which releases the GIL) works.
+the hop to the thread pool and back is a large part of its time (``bench/service.py``, 100k
+documents: 57% of in-process QPS over HTTP on the loop, 44% through the pool). Bigger ones go to
+the pool, so the loop keeps answering other requests while FAISS (which releases the GIL) works.
 """
 
 from __future__ import annotations
