@@ -113,7 +113,12 @@ class DataDir:
 
     def disk_bytes(self) -> dict[str, int]:
         """Bytes on disk: the full vectors, and everything in the directory."""
-        sizes = {p.name: p.stat().st_size for p in self.path.iterdir() if p.is_file()}
+        sizes = {}
+        for p in self.path.iterdir():
+            try:
+                sizes[p.name] = p.stat().st_size if p.is_file() else 0
+            except FileNotFoundError:  # a merge or snapshot removed it meanwhile
+                continue
         return {"full_vectors": sum(v for k, v in sizes.items() if k.endswith(".f32")), "total": sum(sizes.values())}
 
     # ---------------------------------------------------------------------------- open
