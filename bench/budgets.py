@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from smec_compress import write_embeddings  # noqa: E402
-from smec_compress.data.atomic import write_text  # noqa: E402
+from results_file import save_results  # noqa: E402
 from smec_compress.evaluation.baselines import PCA  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
 from smec_compress.evaluation.compare import Method, compare, plan  # noqa: E402
@@ -338,9 +338,7 @@ def ablation_table(results: dict) -> list[str]:
 
 
 def save(results: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_text(RESULTS / "budgets.json", json.dumps(results, indent=2) + "\n")
-    write_text(RESULTS / "budgets.md", render(results))
+    save_results("budgets", results, render)
 
 
 def main() -> None:

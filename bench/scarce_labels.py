@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from smec_compress.data.atomic import write_text  # noqa: E402
+from results_file import save_results  # noqa: E402
 from smec_compress.data.beir import read_qrels  # noqa: E402
 from smec_compress.data.training_data import training_pairs  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
@@ -151,9 +151,7 @@ def render(results: dict) -> str:
 
 
 def save(results: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_text(RESULTS / "scarce_labels.json", json.dumps(results, indent=2) + "\n")
-    write_text(RESULTS / "scarce_labels.md", render(results))
+    save_results("scarce_labels", results, render)
 
 
 def main() -> None:
