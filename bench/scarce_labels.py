@@ -129,7 +129,6 @@ def render(results: dict) -> str:
             if not found:
                 continue
             seeds = sorted(int(k.split("|")[1]) for k in found)
-            unsup = [cells.get(f"{name}|{s}|{UNSUP}") for s in seeds]
             parts = []
             for dim in map(str, DIMS):
                 all_ = np.mean([v["scores"][dim]["all"] for v in found.values()])
@@ -137,7 +136,7 @@ def render(results: dict) -> str:
                 parts.append(f"{all_:.4f} ({fmt(held, '.4f')}) [{len(found)}]")
             gains = []
             for dim in map(str, DIMS):
-                if label == UNSUP or any(u is None for u in unsup):
+                if label == UNSUP:  # a supervised cell carries its seed's unsupervised scores on the same queries
                     gains.append("")
                     continue
                 sup = [found[f"{name}|{s}|{label}"] for s in seeds]

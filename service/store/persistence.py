@@ -40,7 +40,7 @@ from smec_compress.errors import SmecError
 from ..wal import Record, WriteAheadLog, replay
 from .segments import IndexConfig
 from .state import Segment, State, with_selector
-from .vectors import open_vectors, write_vectors
+from .vectors import file_bytes, open_vectors, write_vectors
 
 MANIFEST = "manifest.json"
 LOCK = "LOCK"
@@ -200,7 +200,7 @@ class DataDir:
         """Format 1 kept a segment's vectors in its Parquet file: write them to its ``.f32`` file
         (in iid order, fsynced), unless a previous open already did."""
         path = self.vectors_path(seg_id)
-        if path.exists() and path.stat().st_size == len(iids) * self.input_dim * 4:
+        if path.exists() and path.stat().st_size == file_bytes(len(iids), self.input_dim):
             return
         full = np.zeros((len(iids), self.input_dim), np.float32)
         for batch in iter_batches(self.segment_path(seg_id), check_finite=False):

@@ -34,12 +34,17 @@ def write_vectors(path: Path, rows, dim: int) -> np.ndarray:
     return open_vectors(path, n, dim)
 
 
+def file_bytes(n: int, dim: int) -> int:
+    """The size of a segment's vector file: ``n`` rows of ``dim`` float32."""
+    return n * dim * 4
+
+
 def open_vectors(path: Path, n: int, dim: int) -> np.ndarray:
     """The ``(n, dim)`` float32 rows of ``path``, memory-mapped read-only (an error naming the
     file if it is missing or of another size)."""
     if n == 0:
         return np.zeros((0, dim), np.float32)
-    expected = n * dim * 4
+    expected = file_bytes(n, dim)
     size = path.stat().st_size if path.exists() else None
     if size != expected:
         found = "missing" if size is None else f"{size} bytes"
@@ -66,6 +71,7 @@ class Gathered:
 
     def __getitem__(self, key) -> np.ndarray:
         return rows_of(self.segments, self.iids[key], self.dim)
+
 
 def rows_of(segments: Sequence, iids: np.ndarray, dim: int) -> np.ndarray:
     """``iids.shape + (dim,)`` float32: each iid's full vector from the segment holding it

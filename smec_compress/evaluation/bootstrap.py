@@ -85,7 +85,7 @@ def against_quantisers(rows: Sequence[Row], per_query: Mapping, heads: Iterable[
     heads, floats = tuple(heads), set(float_methods) | {"full"}
     plain = [r for r in rows if r.rescored is None]
     quantisers = [r for r in plain if r.method not in floats and r.method not in LEARNED_CODECS
-                  and not r.method.startswith(heads) and not r.method.startswith(tuple(f"{h}+" for h in heads))]
+                  and not r.method.startswith(heads)]  # a head's rows: its float dims, its stacks, its own codecs
     out = []
     for budget in sorted(set(budgets)):
         fitting = [r for r in quantisers if r.bytes_per_vector <= budget]
