@@ -90,7 +90,7 @@ def embed_texts(runtime: Runtime, texts: list[str], kind: str | None = None) -> 
     long = [i for i, t in enumerate(texts) if len(t) > limit]
     if long:
         raise SmecError(f"{len(long)} text(s) longer than {limit} characters (SMEC_MAX_TEXT_CHARS), first at index {long[0]}")
-    return runtime.embedder.encode(texts, kind=kind)
+    return runtime.embedder.encode(texts, kind=kind, normalize=runtime.head.config_.normalize)  # as the head was fitted
 
 
 async def read_rows(request: Request, runtime: Runtime, model: type[M], *, npy: bool,

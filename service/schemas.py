@@ -70,7 +70,8 @@ class CompressResponse(BaseModel):
 
 class Hit(BaseModel):
     id: str
-    score: float = Field(description="Inner product of the compressed, L2-normalised vectors (cosine).")
+    score: float = Field(description="Inner product of the compressed vectors (cosine: a head's outputs are unit "
+                                   "unless it keeps norms); with rescore, of the full-dim vectors.")
 
 
 class SearchResponse(BaseModel):

@@ -51,6 +51,10 @@ class FitConfig:
     # 400 at lr 1e-4 (codecs.distil.RankTraining), chosen for rank-distilled OPQ: +0.01-0.02 nDCG@10 over OPQ on SciFact, -0.008..+0.001 on
     # NFCorpus and CISI anchored on corpus rows; anchored on training queries +0.01-0.03 (bench/budgets.py)
     codec_steps: int = 400
+    # False keeps norms, for dot-product embedders whose vector lengths carry meaning: the targets are
+    # the full-dim inner products (not cosines), stage 0 starts uncentred (a rotation keeps inner
+    # products) and transform returns the affine map's output as is, not made unit
+    normalize: bool = True
     seed: int = 0
 
     def to_dict(self) -> dict:

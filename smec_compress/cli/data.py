@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .common import DocumentPrompt, Engine, EngineOption, IdColumn, ModelOption, QueryPrompt, RayAddress, out, progress_bar
+from .common import (DocumentPrompt, Engine, EngineOption, IdColumn, ModelOption, QueryPrompt, RayAddress, err, out,
+                     progress_bar)
 
 
 @app.command()
@@ -48,6 +49,8 @@ def embed(
     sources = text_sources(input, columns=Columns(id=id_column), text_column=text_column)
     targets = output_paths(out_path, list(sources))
     embedder = Embedder(model, prompts=prompts)
+    if not normalize and embedder.normalizes:
+        err.print(f"{embedder.name} ends in its own Normalize module: its vectors are unit even with --no-normalize")
     with progress_bar() as bar:
         for role, source in sources.items():
             task = bar.add_task(f"embed {role}", total=source.total)

@@ -69,6 +69,7 @@ def fit(
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
     budgets: Annotated[Optional[str], typer.Option("--budgets", help="Byte budgets per vector, e.g. 16,32: for each, the codec (on the full vectors or a head dim) that keeps most of held-back corpus rows' neighbours is chosen, without labels, and saved with the head.")] = None,
     codec_steps: Annotated[Optional[int], typer.Option("--codec-steps", min=0, help="Training steps of the rank-trained candidates of --budgets (rank-distilled OPQ, the head's quantisers trained in the loop); 0 leaves them out [default: the head's, 400].")] = None,
+    normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help="Make the head's outputs unit vectors (cosine search), or keep norms (inner-product search, for dot-product embedders: the targets are then full-dim inner products) [default: as the input says: vectors embedded with --no-normalize that are not unit get a head that keeps norms].")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same head.")] = 0,
     sample_rows: Annotated[int, typer.Option("--sample-rows", min=1, help="Train on a uniform sample of at most this many corpus rows.")] = 1_000_000,
     max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Memory the fit may use, e.g. 8G; the sample shrinks to fit it [default: the smallest of the address-space limit, the cgroup limit and available RAM].")] = None,
@@ -111,14 +112,19 @@ def fit(
         params["codec_steps"] = codec_steps
     meta = read_meta(embeddings)
     input_dim = meta.dim or dataset_dim(embeddings, columns=columns)  # a foreign file: from its first row
+    normalized = meta.normalized is not False
+    params["normalize"] = normalized if normalize is None else normalize
+    if not params["normalize"]:
+        err.print("the head keeps norms: inner-product search" + ("" if normalize is False else
+                  f" ({embeddings} was embedded without normalisation; --normalize for cosine)"))
     cfg = FitConfig.from_dict(params).checked(input_dim, MIN_ROWS)  # a bad --dims fails before any reading
     byte_budgets = () if budgets is None else parse_dims(budgets, "--budgets")
-    check_budgets(byte_budgets, input_dim, cfg.dims, learned=cfg.codec_steps > 0)  # before any reading
+    check_budgets(byte_budgets, input_dim, cfg.dims, learned=cfg.codec_steps > 0, normalize=cfg.normalize)  # before any reading
     budget = MemoryLimit(parse_bytes(max_memory), "--max-memory") if max_memory else available_memory()
-    normalized = meta.normalized is not False
     total_rows = count_rows(embeddings)
     rows = sample_rows_for(budget.bytes, input_dim, cfg, most=min(sample_rows, total_rows), normalized=normalized)
-    byte_budgets = check_budgets(byte_budgets, input_dim, cfg.dims, learned=cfg.codec_steps > 0, rows=rows)
+    byte_budgets = check_budgets(byte_budgets, input_dim, cfg.dims, learned=cfg.codec_steps > 0, rows=rows,
+                                 normalize=cfg.normalize)
     if rows == total_rows:
         err.print(f"training on all {total_rows:,} rows of {input_dim} d")
     else:

@@ -66,5 +66,6 @@ def vector_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
 
 def compressed_meta(meta: EmbeddingMeta, head, dim: int) -> EmbeddingMeta:
     """What ``compress`` records about its output: the input's provenance, plus the head that
-    made the vectors (fingerprint, source dim); head outputs are unit rows."""
-    return replace(meta, dim=dim, normalized=True, head_fingerprint=head.fingerprint, source_dim=head.input_dim_)
+    made the vectors (fingerprint, source dim); head outputs are unit rows unless the head keeps norms."""
+    return replace(meta, dim=dim, normalized=head.config_.normalize, head_fingerprint=head.fingerprint,
+                   source_dim=head.input_dim_)

@@ -37,7 +37,7 @@ def check_head(head, corpus: Embeddings, dims: Iterable[int], *, force: bool = F
                judged: Iterable[str] = ()) -> list[str]:
     """A head must take these vectors (same dim, same embedder unless ``force``) at every dim, and
     its budget codecs must not have been anchored on the ``judged`` queries (that is leakage).
-    Returns warnings (anchors of unknown ids)."""
+    Returns warnings (anchors of unknown ids; unit vectors given to a head that keeps norms)."""
     from ..model.budgets import anchored_on
 
     head.check_input(corpus.dim, corpus.meta.fingerprint, force)
@@ -46,10 +46,14 @@ def check_head(head, corpus: Embeddings, dims: Iterable[int], *, force: bool = F
     if leaked:
         raise SmecError(f"{label}: its budget codecs were anchored on {leaked} of the judged queries (fit --queries): "
                         "scoring them on those queries would leak; refit anchored on training queries only")
+    warnings = []
     if leaked is None:
-        return [f"{label}: its budget codecs were anchored on {head.anchors_} unlabelled queries of unknown ids: "
-                "make sure none of them is a test query"]
-    return []
+        warnings.append(f"{label}: its budget codecs were anchored on {head.anchors_} unlabelled queries of unknown ids: "
+                        "make sure none of them is a test query")
+    if not head.config_.normalize and corpus.meta.normalized:
+        warnings.append(f"{label}: the head keeps norms (fit --no-normalize) but these vectors are unit: give it "
+                        "vectors embedded with --no-normalize, as it was fitted on")
+    return warnings
 
 
 def fit_smec_heads(corpus: Embeddings, queries: Embeddings, train_qrels_path, dims: Iterable[int], *, seed: int = 0,

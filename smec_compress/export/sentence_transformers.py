@@ -1,6 +1,6 @@
 """A sentence-transformers model that emits a head's compressed vectors: the model as it was,
 then the head's collapsed map as a ``Dense`` layer (identity activation) and a ``Normalize``
-layer, so ``SentenceTransformer(saved).encode(texts)`` gives ``head.transform(vectors, dim)``."""
+layer (none for a head that keeps norms), so ``SentenceTransformer(saved).encode(texts)`` gives ``head.transform(vectors, dim)``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def with_head(model, head, dim: int):
                   init_weight=torch.from_numpy(np.ascontiguousarray(w.T)), init_bias=torch.from_numpy(b.copy()))
     new = copy.deepcopy(model)
     new.append(dense.to(next(new.parameters()).device))
-    new.append(Normalize())
+    if head.config_.normalize:
+        new.append(Normalize())
     return new
 
 

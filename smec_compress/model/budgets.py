@@ -52,11 +52,15 @@ class BudgetCodec:
 
 
 def check_budgets(budgets: Iterable[int], input_dim: int, dims: Iterable[int], *, learned: bool = True,
-                  rows: int | None = None) -> tuple[int, ...]:
+                  rows: int | None = None, normalize: bool = True) -> tuple[int, ...]:
     """Distinct budgets, ascending, each in 1..4 * input_dim (bytes of the float vector) and met
     by at least one codec on the full vectors or at the head's ``dims`` that ``rows`` corpus rows
-    can train (OPQ needs 256 once the criterion's rows are held back)."""
+    can train (OPQ needs 256 once the criterion's rows are held back). Every codec searches unit
+    vectors, so a head that keeps norms (``normalize=False``) has none."""
     out = tuple(sorted(set(budgets)))
+    if out and not normalize:
+        raise SmecError("byte budgets need a head that normalises: their codecs search unit vectors "
+                        "(drop normalize=False / --no-normalize, or fit without budgets)")
     for b in out:
         if not (isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 1 <= b <= 4 * input_dim):
             raise SmecError(f"budget {b!r} must be a whole number of bytes in 1..{4 * input_dim} "
@@ -85,7 +89,8 @@ def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, c
     join the criterion and anchor the rank-trained codecs (``codecs.budget.choose``)."""
     from ..codecs.rank_pq import RankTraining
 
-    budgets = check_budgets(budgets, X.shape[1], head.dims_, learned=codec_steps > 0, rows=len(X))
+    budgets = check_budgets(budgets, X.shape[1], head.dims_, learned=codec_steps > 0, rows=len(X),
+                            normalize=head.config_.normalize)
     n = codec_rows(len(X), X.shape[1])
     rows = X if len(X) == n else X[np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))]
     out = {}

@@ -3,7 +3,7 @@
 Stage i maps the previous stage's output (the input, for stage 0) with a square affine map
 initialised to the PCA rotation of that input (so it starts exactly as good as PCA), plus, after
 the first stage, a zero-initialised residual map from the input; ADS then keeps ``dims[i]`` of
-its outputs. Everything is affine until the final L2 normalisation, so a trained chain collapses
+its outputs. Everything is affine until the final L2 normalisation (none when the head keeps norms), so a trained chain collapses
 into one (W, b) per dim for inference (``collapsed``): applying a head needs no torch.
 """
 
@@ -56,16 +56,17 @@ class Stage(nn.Module):
         return u, (u * mask).index_select(1, keep)
 
 
-def pca_init(h: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
-    """Rotation onto the principal axes of ``h``, centering bias, and ADS logits that rank
-    axes by variance (log scale), so top-k at init is exactly PCA. The moments are streamed
+def pca_init(h: np.ndarray, *, center: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """Rotation onto the principal axes of ``h``, centering bias (zero when not ``center``: a pure
+    rotation keeps inner products, what a head that keeps norms preserves), and ADS logits that
+    rank axes by variance (log scale), so top-k at init is exactly PCA. The moments are streamed
     (``PCA.partial_fit``), so memory is one chunk, not a float64 copy of the training set."""
     pca = PCA().fit(h)
     var = np.maximum(pca.explained_variance_, 1e-12)
     logits = np.clip(np.log(var / var[0]), -20.0, 0.0)
     rot = pca.components64_
-    return (torch.from_numpy(rot).float(), torch.from_numpy(-rot @ pca.mean64_).float(),
-            torch.from_numpy(logits).float())
+    bias = -rot @ pca.mean64_ if center else np.zeros(len(rot))
+    return torch.from_numpy(rot).float(), torch.from_numpy(bias).float(), torch.from_numpy(logits).float()
 
 
 class Chain(nn.Module):
@@ -80,7 +81,7 @@ class Chain(nn.Module):
 
     def add_stage(self, h: np.ndarray, k: int, cfg: FitConfig, input_dim: int) -> Stage:
         """Append a stage initialised to PCA of ``h``, its input (the chain's output so far)."""
-        rot, bias, logits = pca_init(h)
+        rot, bias, logits = pca_init(h, center=cfg.normalize)
         residual = cfg.residual and len(self.stages) > 0  # the first stage already sees the input
         stage = Stage(rot, bias, k, logits, cfg.ads, input_dim if residual else None)
         self.stages.append(stage)

@@ -42,8 +42,8 @@ def read_batch_rows(dim: int, *, target_bytes: int = 256 << 20, most: int = 65_5
 
 
 def fit_footprint(input_dim: int, cfg: FitConfig, *, normalized: bool = True) -> FitFootprint:
-    """Upper bounds for a fit of ``cfg`` on ``input_dim``-d rows (``normalized=False``: the
-    training loop keeps a unit-norm copy of the sample too)."""
+    """Upper bounds for a fit of ``cfg`` on ``input_dim``-d rows (``normalized=False`` with a head
+    that normalises: the training loop keeps a unit-norm copy of the sample too)."""
     d, dims = input_dim, cfg.dims
     widths = [d, *dims[:-1]]  # each stage is square over its input's width
     params = sum(w * w + w for w in widths) + sum(w * d for w in widths[1:] if cfg.residual)
@@ -53,7 +53,8 @@ def fit_footprint(input_dim: int, cfg: FitConfig, *, normalized: bool = True) ->
     read = 3 * 4 * read_batch_rows(d) * d  # one streamed batch: Arrow buffers, decoded copy, reservoir slice
     fixed = LIBRARIES + 16 * params + 4 * cfg.memory_size * d + step + max(pca, read)
     stage_inputs = 2 * dims[0] if cfg.sequential and len(dims) > 1 else 0  # the current and the next stage's input
-    per_row = 4 * d * (1 if normalized else 2) + 4 * stage_inputs + ID_BYTES
+    copies = 2 if cfg.normalize and not normalized else 1
+    per_row = 4 * d * copies + 4 * stage_inputs + ID_BYTES
     return FitFootprint(int(fixed), int(per_row))
 
 

@@ -66,6 +66,7 @@ class SMEC:
         supervised_negative_pool: int = FitConfig.supervised_negative_pool,
         supervised_batch_size: int = FitConfig.supervised_batch_size,
         codec_steps: int = FitConfig.codec_steps,
+        normalize: bool = FitConfig.normalize,
         seed: int = FitConfig.seed,
     ) -> None:
         self.dims = dims
@@ -94,6 +95,7 @@ class SMEC:
         self.supervised_negative_pool = supervised_negative_pool
         self.supervised_batch_size = supervised_batch_size
         self.codec_steps = codec_steps
+        self.normalize = normalize
         self.seed = seed
 
     def get_params(self) -> dict:
@@ -121,7 +123,8 @@ class SMEC:
 
         X = check_matrix("X", X)
         cfg = FitConfig.from_dict(self.get_params()).checked(X.shape[1], len(X))
-        budgets = check_budgets(budgets, X.shape[1], cfg.dims, learned=cfg.codec_steps > 0, rows=len(X))  # before training
+        budgets = check_budgets(budgets, X.shape[1], cfg.dims, learned=cfg.codec_steps > 0, rows=len(X),
+                                normalize=cfg.normalize)  # before training
         if anchor_queries is not None:
             if not budgets:
                 raise SmecError("anchor_queries are used by the codecs of budgets only: give budgets too")
@@ -209,13 +212,14 @@ class SMEC:
 
     def linear_map(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """The head at ``dim`` as one affine map, ``(w (D, dim), b (dim,))``: ``transform`` is
-        ``x @ w + b`` made unit (copies: what a codec trained in the loop starts from)."""
+        ``x @ w + b``, made unit unless the head keeps norms (copies: what a codec trained in the loop starts from)."""
         self.check_dim(dim)
         w, b = self.weights_[dim]
         return np.array(w, dtype=np.float32), np.array(b, dtype=np.float32)
 
     def transform(self, X, dim: int, *, out: np.ndarray | None = None) -> np.ndarray:
-        """(N, dim) float32 L2-normalised vectors: one matmul with the collapsed map.
+        """(N, dim) float32 vectors: one matmul with the collapsed map, L2-normalised unless the
+        head keeps norms (``normalize=False``).
 
         ``out``, a C-contiguous (N, dim) float32 array, receives the result instead of a new
         array: streaming callers reuse buffers, since first-touching fresh memory can cost as
@@ -232,7 +236,7 @@ class SMEC:
             raise SmecError(f"out must be a C-contiguous float32 array of shape {(len(X), dim)}, got {out.dtype} {out.shape}")
         z = np.matmul(X, w, out=out)
         z += b
-        return l2_normalize(z, out=z)
+        return l2_normalize(z, out=z) if self.config_.normalize else z
 
     @property
     def fingerprint(self) -> str:

@@ -78,31 +78,57 @@ def fit_chain(X: np.ndarray, cfg: FitConfig, sup: Supervision | None = None, pro
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     x = torch.from_numpy(X)
-    xn = _unit_rows(x)
+    space = Space.of(x, cfg.normalize)
+    xn = space.rows(x)
     chain = Chain()
     if cfg.sequential:
         for i, k in enumerate(cfg.dims):
             h = chain.run(x)
             chain.add_stage(h.numpy(), k, cfg, x.shape[1])
-            run = StageRun.build(chain, [i], h, x, xn, cfg, sup)
+            run = StageRun.build(chain, [i], h, x, xn, space, cfg, sup)
             _train(run, cfg, gen, f"stage {i + 1}/{len(cfg.dims)} -> {k}d", progress)
     else:
         for k in cfg.dims:
             chain.add_stage(chain.run(x).numpy(), k, cfg, x.shape[1])
-        _train(StageRun.build(chain, list(range(len(chain))), x, x, xn, cfg, sup), cfg, gen, "joint", progress)
+        _train(StageRun.build(chain, list(range(len(chain))), x, x, xn, space, cfg, sup), cfg, gen, "joint", progress)
     chain.eval()
     return chain
 
 
-def _unit_rows(x: Tensor) -> Tensor:
-    """``x`` L2-normalised; ``x`` itself (no copy of the training set) when it already is,
-    as sentence-transformers embeddings usually are."""
-    norms = torch.linalg.vector_norm(x, dim=1)
-    return x if torch.allclose(norms, torch.ones_like(norms), atol=1e-5) else _normalize(x)
-
-
 def _normalize(x: Tensor) -> Tensor:
     return F.normalize(x, dim=-1, eps=1e-12)
+
+
+@dataclass(frozen=True)
+class Space:
+    """Where similarities are taken: cosine (``scale`` None: rows made unit), or, for a head that
+    keeps norms, inner products of rows times one global ``scale`` (1 / the sample's RMS norm), so
+    the losses see values of the size cosines have while ranking and relative norms stay as they are."""
+
+    scale: float | None
+
+    @classmethod
+    def of(cls, x: Tensor, normalize: bool) -> "Space":
+        if normalize:
+            return cls(None)
+        rms = float(torch.linalg.vector_norm(x, dim=1).square().mean().sqrt())
+        return cls(1.0 / rms if rms > 0 else 1.0)
+
+    def __call__(self, c: Tensor) -> Tensor:
+        return _normalize(c) if self.scale is None else c * self.scale
+
+    def rows(self, x: Tensor) -> Tensor:
+        """The full-dim training rows in this space; ``x`` itself (no copy of the training set)
+        when no change is needed: already unit rows, as sentence-transformers embeddings usually
+        are, or a head that keeps norms (its scale is applied to the similarities, ``targets``)."""
+        if self.scale is not None:
+            return x
+        norms = torch.linalg.vector_norm(x, dim=1)
+        return x if torch.allclose(norms, torch.ones_like(norms), atol=1e-5) else _normalize(x)
+
+    def targets(self, sims: Tensor) -> Tensor:
+        """Inner products of ``rows`` as similarities in this space."""
+        return sims if self.scale is None else sims * (self.scale * self.scale)
 
 
 @dataclass
@@ -110,7 +136,7 @@ class StageRun:
     """What every step of one training run reads, and the step's ADS selection.
 
     ``h_in`` is the (frozen) input of the first trainable stage for every row, ``xn`` the
-    L2-normalised full-dim rows that define the target similarities; ``masks``/``keeps`` are set
+    full-dim rows (``space.rows``) that define the target similarities; ``masks``/``keeps`` are set
     anew at each step.
     """
 
@@ -119,6 +145,7 @@ class StageRun:
     h_in: Tensor
     x: Tensor
     xn: Tensor
+    space: Space
     memory: CrossBatchMemory | None
     weights: list[float]  # per scored output: the un-pruned one (if scored), then each trainable stage
     score_prev: bool
@@ -129,15 +156,15 @@ class StageRun:
     keeps: list[Tensor] = field(default_factory=list)
 
     @classmethod
-    def build(cls, chain: Chain, trainable: list[int], h_in: Tensor, x: Tensor, xn: Tensor, cfg: FitConfig,
-              sup: Supervision | None) -> "StageRun":
+    def build(cls, chain: Chain, trainable: list[int], h_in: Tensor, x: Tensor, xn: Tensor, space: Space,
+              cfg: FitConfig, sup: Supervision | None) -> "StageRun":
         # L(dim_{i-1}) on the un-pruned output only when training one stage after the first.
         score_prev = cfg.sequential and trainable[0] > 0 and cfg.prev_dim_weight > 0
         weights = ([cfg.prev_dim_weight] if score_prev else []) + [1.0] * len(trainable)
         memory = CrossBatchMemory(cfg.memory_size, xn.shape[1]) if cfg.memory else None
         q_in = chain.run(sup.queries, trainable[0]) if sup else None
-        qn = _normalize(sup.queries) if sup else None
-        return cls(chain, trainable, h_in, x, xn, memory, weights, score_prev, sup, q_in, qn)
+        qn = space.rows(sup.queries) if sup else None
+        return cls(chain, trainable, h_in, x, xn, space, memory, weights, score_prev, sup, q_in, qn)
 
     @property
     def stages(self) -> list:
@@ -209,10 +236,10 @@ def _train(run: StageRun, cfg: FitConfig, gen: torch.Generator, label: str, prog
         st.eval()
 
 
-def _unsup_loss(cfg: FitConfig, c: Tensor, pos: Tensor, full: Tensor, valid: Tensor) -> Tensor:
+def _unsup_loss(cfg: FitConfig, space: Space, c: Tensor, pos: Tensor, full: Tensor, valid: Tensor) -> Tensor:
     """Similarity preservation + rank KL of each anchor (rows ``pos`` of ``c``) against every
     candidate (all rows of ``c``); ``valid`` (B, U) marks the pairs that count."""
-    c = _normalize(c)
+    c = space(c)
     comp = c[pos] @ c.T  # (B, U)
     loss = cfg.sim_weight * losses.similarity_preservation(full, comp, valid)
     return loss + cfg.kl_weight * losses.rank_kl(full, comp, cfg.temperature, valid)
@@ -227,7 +254,7 @@ def _unsup_step(run: StageRun, cfg: FitConfig, idx: Tensor) -> Tensor:
     fb = xn[idx]
     stored = idx if memory is None or len(memory) == 0 else torch.cat([idx, memory.stored()[1]])
     cand = torch.unique(stored)  # sorted row ids
-    full = fb @ xn[cand].T  # (B, U) full-dim targets
+    full = run.space.targets(fb @ xn[cand].T)  # (B, U) full-dim targets
     in_batch = torch.isin(cand, idx)[None, :]
     valid = cand[None, :] != idx[:, None]
     if cand.numel() - len(idx) > cfg.hard_negatives:
@@ -235,17 +262,17 @@ def _unsup_step(run: StageRun, cfg: FitConfig, idx: Tensor) -> Tensor:
         valid &= in_batch | (full >= hardest)
     outs = run.forward(run.h_in[cand], run.x[cand])
     pos = torch.searchsorted(cand, idx)  # where each anchor sits among the candidates
-    return sum(w * _unsup_loss(cfg, c, pos, full, valid) for w, c in zip(run.weights, outs))
+    return sum(w * _unsup_loss(cfg, run.space, c, pos, full, valid) for w, c in zip(run.weights, outs))
 
 
-def _sup_loss(cfg: FitConfig, cq: Tensor, cd: Tensor, cm: Tensor | None, valid: Tensor) -> Tensor:
+def _sup_loss(cfg: FitConfig, space: Space, cq: Tensor, cd: Tensor, cm: Tensor | None, valid: Tensor) -> Tensor:
     """InfoNCE of each query ``cq`` (b, d) against its positive (column 0), the other pairs'
     positives ``cd`` (b, d) and its hard memory negatives ``cm`` (b, k, d)."""
-    cq, cd = _normalize(cq), _normalize(cd)
+    cq, cd = space(cq), space(cd)
     qd = cq @ cd.T
     sims = [qd.diagonal()[:, None], qd]
     if cm is not None:
-        sims.append(torch.einsum("bd,bkd->bk", cq, _normalize(cm)))
+        sims.append(torch.einsum("bd,bkd->bk", cq, space(cm)))
     return losses.info_nce(torch.cat(sims, 1), cfg.supervised_temperature, valid)
 
 
@@ -273,5 +300,5 @@ def _sup_step(run: StageRun, cfg: FitConfig, pairs: Tensor, gen: torch.Generator
     total = 0.0
     for w, cq, c in zip(run.weights, outs_q, outs_d):
         cm = None if mem_rows is None else c[inv[b:]].view(b, mem_rows.shape[1], -1)
-        total = total + w * _sup_loss(cfg, cq, c[inv[:b]], cm, valid)
+        total = total + w * _sup_loss(cfg, run.space, cq, c[inv[:b]], cm, valid)
     return total

@@ -106,6 +106,30 @@ def test_fit_with_budgets_saves_and_reports_a_codec_per_budget(head_and_corpus):
 
 
 @pytest.mark.slow
+def test_vectors_embedded_without_normalisation_get_a_head_that_keeps_norms_end_to_end(tmp_path):
+    """The input's metadata decides (a flag overrides it); compress records that its output is not
+    unit; budgets, whose codecs search unit vectors, are refused for such a head before any reading."""
+    from smec_compress import EmbeddingMeta
+    from smec_compress.data.files import read_meta
+
+    x = clustered(n=200, d=24) * np.random.default_rng(2).lognormal(0.0, 0.5, (200, 1)).astype(np.float32)
+    write_embeddings(tmp_path / "raw.parquet", [str(i) for i in range(200)], x, EmbeddingMeta(normalized=False))
+    result = run_cli("fit", tmp_path / "raw.parquet", "--dims", "12,6", "--epochs", "1", "--out", tmp_path / "h")
+    assert result.returncode == 0, result.stderr
+    assert "the head keeps norms" in result.stderr and "--normalize for cosine" in result.stderr
+    assert SMEC.load(tmp_path / "h").config_.normalize is False
+    result = run_cli("compress", tmp_path / "h", tmp_path / "raw.parquet", "--dim", "6", "--out", tmp_path / "c.parquet")
+    assert result.returncode == 0, result.stderr
+    z = read_embeddings(tmp_path / "c.parquet").vectors
+    assert read_meta(tmp_path / "c.parquet").normalized is False and np.linalg.norm(z, axis=1).std() > 0.1
+    result = run_cli("fit", tmp_path / "raw.parquet", "--dims", "12,6", "--epochs", "1", "--normalize", "--out", tmp_path / "h2")
+    assert result.returncode == 0 and "keeps norms" not in result.stderr and SMEC.load(tmp_path / "h2").config_.normalize
+    result = run_cli("fit", tmp_path / "raw.parquet", "--dims", "12,6", "--budgets", "12", "--out", tmp_path / "h3")
+    assert result.returncode == 2 and "need a head that normalises" in result.stderr and "Traceback" not in result.stderr
+    assert "read corpus" not in result.stderr and not (tmp_path / "h3").exists()
+
+
+@pytest.mark.slow
 def test_fit_with_unlabelled_queries_needs_budgets_and_then_anchors_the_codecs(head_and_corpus):
     t = head_and_corpus
     write_embeddings(t / "q.parquet", [f"q{i}" for i in range(40)], clustered(n=40, d=24, seed=3))

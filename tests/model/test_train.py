@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from ..conftest import clustered
@@ -86,13 +87,29 @@ def test_max_steps_per_stage_caps_long_epochs(monkeypatch):
     assert len(steps) == 2 * 7
 
 
-def test_unit_rows_reuses_normalised_input_and_normalises_the_rest():
-    from smec_compress.model.train import _unit_rows
+def test_cosine_space_reuses_normalised_input_and_normalises_the_rest():
+    from smec_compress.model.train import Space
 
     x = torch.from_numpy(clustered())
-    assert _unit_rows(x) is x  # no second copy of a large training set
-    y = _unit_rows(3 * x)
+    space = Space.of(x, normalize=True)
+    assert space.rows(x) is x  # no second copy of a large training set
+    y = space.rows(3 * x)
     assert torch.allclose(y, x, atol=1e-6)
+
+
+def test_a_space_that_keeps_norms_scales_by_one_number_and_copies_nothing():
+    """Inner products keep their order and ratios (one global scale, to the RMS norm), and the
+    training rows are not copied: the scale goes onto the similarities."""
+    from smec_compress.model.train import Space
+
+    x = torch.from_numpy(clustered()) * torch.linspace(0.5, 4.0, len(clustered()))[:, None]
+    space = Space.of(x, normalize=False)
+    assert space.rows(x) is x
+    rms = float(x.norm(dim=1).square().mean().sqrt())
+    assert space.scale == pytest.approx(1.0 / rms, rel=1e-5)
+    sims = x[:5] @ x.T
+    assert torch.allclose(space.targets(sims), space(x[:5]) @ space(x).T, rtol=1e-4, atol=1e-6)
+    assert float(space(x).norm(dim=1).square().mean()) == pytest.approx(1.0, rel=1e-4)
 
 
 def test_progress_callback_sees_every_step_of_every_stage():
