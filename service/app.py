@@ -25,6 +25,7 @@ from smec_compress.errors import SmecError
 
 from .bodies import BodyTooLarge
 from .deps import PROTECTED, protected
+from .lane import SearchLane
 from .metrics import setup_metrics
 from .routers import compress, documents, health, indexes, search
 from .runtime import Runtime
@@ -47,7 +48,7 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)  # no dict per request
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await _too_large(self.max_bytes)(scope, receive, send)
         seen = 0
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=413)
 
+    app.add_middleware(SearchLane, fastapi_app=app, route=search.ROUTE)  # innermost: inside metrics and body limit
     setup_metrics(app, runtime)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     plain_openapi = app.openapi

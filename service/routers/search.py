@@ -1,7 +1,8 @@
 """POST /search: queries through the head, then that dim's FAISS indexes.
 
 Its parameters and access check are read by hand (``service.params``, ``deps.read_access``):
-FastAPI's solving of them cost more than a small search. A search small enough to take well under
+FastAPI's solving of them cost more than a small search. For the same reason the endpoint is run
+by ``service.lane`` just inside the body limit and metrics, past the router. A search small enough to take well under
 a millisecond (``SMEC_INLINE_SEARCH_SCORES``: query rows times documents) runs on the event loop:
 the hop to the thread pool and back is a large part of its time (``bench/service.py``, 100k
 documents: 57% of in-process QPS over HTTP on the loop, 44% through the pool). Bigger ones go to
@@ -78,3 +79,6 @@ async def search(request: Request) -> Response:
         hits = await run_in_threadpool(store.search, queries, dim, k, rescore=rescore, budget=budget)
     results = [[{"id": i, "score": s} for i, s in row] for row in hits]
     return json_response({"dim": dim, "budget": budget, "k": k, "rescore": rescore, "results": results})
+
+
+ROUTE = next(r for r in router.routes if r.path == "/search")  # run by service.lane, past the router
