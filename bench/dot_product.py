@@ -39,6 +39,7 @@ from smec_compress.data.embed import Embedder  # noqa: E402
 from smec_compress.evaluation.retrieval import evaluate_retrieval  # noqa: E402
 from smec_compress.model.head import SMEC  # noqa: E402
 from smec_compress.model.pca import PCA  # noqa: E402
+from smec_compress.normalize import l2_normalize  # noqa: E402
 
 SAMPLE = ROOT / "sample" / "scifact"
 DIMS = (16, 32, 64)
@@ -104,13 +105,12 @@ def main() -> None:
     docs, queries = raw_vectors(doc_texts), raw_vectors(query_texts)
     truth = exact_search(docs, queries, 10)[1]
     norms = np.linalg.norm(docs, axis=1)
-    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     r = {"machine": {"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat(),
                      "command": "python bench/dot_product.py " + " ".join(sys.argv[1:])},
          "docs": len(docs), "queries": len(queries), "judged": sum(q in qrels for q in query_ids), "dim": docs.shape[1],
          "norms": {"min": float(norms.min()), "max": float(norms.max()), "cv": float(norms.std() / norms.mean())},
          "full": scores(docs, queries, doc_ids, query_ids, qrels, truth, lambda a: a),
-         "full_cosine": scores(docs, queries, doc_ids, query_ids, qrels, truth, unit), "methods": {}}
+         "full_cosine": scores(docs, queries, doc_ids, query_ids, qrels, truth, l2_normalize), "methods": {}}
     pca = PCA().fit(docs)
     r["methods"]["pca"] = [{str(d): scores(docs, queries, doc_ids, query_ids, qrels, truth,
                                            lambda a, d=d: np.asarray(a, np.float32) @ pca.components_[:d].T)

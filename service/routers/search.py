@@ -1,12 +1,13 @@
 """POST /search: queries through the head, then that dim's FAISS indexes.
 
 Its parameters and access check are read by hand (``service.params``, ``deps.read_access``):
-FastAPI's solving of them cost more than a small search. For the same reason the endpoint is run
-by ``service.lane`` just inside the body limit and metrics, past the router. A search small enough to take well under
-a millisecond (``SMEC_INLINE_SEARCH_SCORES``: query rows times documents) runs on the event loop:
-the hop to the thread pool and back is a large part of its time (``bench/service.py``, 100k
-documents: 57% of in-process QPS over HTTP on the loop, 44% through the pool). Bigger ones go to
-the pool, so the loop keeps answering other requests while FAISS (which releases the GIL) works.
+FastAPI's solving of them cost more than a small search; for the same reason ``service.lane``
+runs the endpoint just inside the body limit and metrics, past the router. A search small enough
+to take well under a millisecond (``SMEC_INLINE_SEARCH_SCORES``: query rows times documents) runs
+on the event loop: the hop to the thread pool and back is a large part of its time
+(``bench/service.py``, 100k documents: 68% of in-process QPS over HTTP on the loop, 54% through
+the pool). Bigger ones go to the pool, so the loop keeps answering other requests while FAISS
+(which releases the GIL) works.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A sentence-transformers model that emits a head's compressed vectors: the model as it was,
 then the head's collapsed map as a ``Dense`` layer (identity activation) and a ``Normalize``
-layer (none for a head that keeps norms), so ``SentenceTransformer(saved).encode(texts)`` gives ``head.transform(vectors, dim)``."""
+layer (none for a head that keeps norms), so ``SentenceTransformer(saved).encode(texts)`` gives
+``head.transform(vectors, dim)``."""
 
 from __future__ import annotations
 

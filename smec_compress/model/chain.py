@@ -3,8 +3,9 @@
 Stage i maps the previous stage's output (the input, for stage 0) with a square affine map
 initialised to the PCA rotation of that input (so it starts exactly as good as PCA), plus, after
 the first stage, a zero-initialised residual map from the input; ADS then keeps ``dims[i]`` of
-its outputs. Everything is affine until the final L2 normalisation (none when the head keeps norms), so a trained chain collapses
-into one (W, b) per dim for inference (``collapsed``): applying a head needs no torch.
+its outputs. Everything is affine until the final L2 normalisation (none when the head keeps
+norms), so a trained chain collapses into one (W, b) per dim for inference (``collapsed``):
+applying a head needs no torch.
 """
 
 from __future__ import annotations

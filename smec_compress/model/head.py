@@ -212,7 +212,8 @@ class SMEC:
 
     def linear_map(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """The head at ``dim`` as one affine map, ``(w (D, dim), b (dim,))``: ``transform`` is
-        ``x @ w + b``, made unit unless the head keeps norms (copies: what a codec trained in the loop starts from)."""
+        ``x @ w + b``, made unit unless the head keeps norms (copies: what a codec trained in the
+        loop starts from)."""
         self.check_dim(dim)
         w, b = self.weights_[dim]
         return np.array(w, dtype=np.float32), np.array(b, dtype=np.float32)
