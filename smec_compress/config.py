@@ -46,6 +46,10 @@ class FitConfig:
     supervised_hard_negatives: int = 8
     supervised_negative_pool: int = 30  # draw the hard negatives at random from this many nearest (0: the nearest)
     supervised_batch_size: int = 256
+    # share of the labelled queries a supervised fit holds back: at each dim the supervised map is kept
+    # only where it ranks their positives better than an unsupervised fit does (model/gate.py), so
+    # scarce labels cannot pull a dim below the unsupervised head; 0 trusts the labels at every dim
+    supervised_validation: float = 0.2
     # steps of the rank-trained codec candidates of fit(budgets=...): rank-distilled OPQ and the
     # head's quantisers trained in the loop (codecs/qat.py); 0 leaves them out.
     # 400 at lr 1e-4 (codecs.distil.RankTraining), chosen for rank-distilled OPQ: +0.01-0.02 nDCG@10 over OPQ on SciFact, -0.008..+0.001 on
@@ -93,8 +97,11 @@ class FitConfig:
             check_int(name, getattr(self, name), lo, hi)
         for name in ("lr", "ads_lr", "temperature", "supervised_temperature", "ads_tau_start", "ads_tau_end"):
             check_number(name, getattr(self, name), positive=True)
-        for name in ("kl_weight", "sim_weight", "prev_dim_weight", "supervised_weight", "ads_noise"):
+        for name in ("kl_weight", "sim_weight", "prev_dim_weight", "supervised_weight", "ads_noise",
+                     "supervised_validation"):
             check_number(name, getattr(self, name), positive=False)
+        if self.supervised_validation >= 1:
+            raise SmecError(f"supervised_validation={self.supervised_validation!r} must be a share in [0, 1)")
         if n_rows < MIN_ROWS:
             raise SmecError(f"X has {n_rows} rows; SMEC needs at least {MIN_ROWS} to learn from")
         return replace(self, dims=dims)

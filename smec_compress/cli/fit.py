@@ -58,6 +58,18 @@ def report_choices(head) -> None:
         out.print(line)
 
 
+def report_supervision(head) -> None:
+    """Per dim, which map a gated supervised fit kept and the held-back scores that decided it."""
+    s = head.supervision_
+    if not s:
+        return
+    out.print(f"supervision checked on {s['held_out_queries']} held-back labelled queries (nDCG@10, supervised vs unsupervised):")
+    for d in head.dims_:
+        sup, unsup = s["ndcg10_supervised"].get(str(d)), s["ndcg10_unsupervised"][str(d)]
+        kept = "supervised" if d in s["supervised_dims"] else "unsupervised"
+        out.print(f"  {d} d: {kept} kept ({'no supervised fit' if sup is None else f'{sup:.3f}'} vs {unsup:.3f})")
+
+
 @app.command()
 def fit(
     embeddings: Annotated[Path, typer.Argument(help="Corpus embeddings (.parquet/.arrow file or directory).")],
@@ -65,6 +77,7 @@ def fit(
     dims: Annotated[str, typer.Option(help="Target dims, strictly decreasing, each below the input dim.")] = "128,64,48,32,16",
     queries: Annotated[Optional[Path], typer.Option(help="Query embeddings: with --qrels, supervised fitting; without, unlabelled queries (a query log) that anchor the codecs of --budgets and join their choice.")] = None,
     qrels: Annotated[Optional[Path], typer.Option(help="TSV query-id, corpus-id, score: the training pairs.")] = None,
+    validation: Annotated[Optional[float], typer.Option("--validation", min=0.0, max=0.95, help="With --qrels: share of the labelled queries held back; at each dim the supervised map is kept only where it ranks their documents better than an unsupervised fit does (which it also runs), so scarce labels cannot make a dim worse; 0 trusts the labels at every dim [default: the head's, 0.2].")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs of the training schedule (per stage when sequential) [default: the head's, 40].")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
     budgets: Annotated[Optional[str], typer.Option("--budgets", help="Byte budgets per vector, e.g. 16,32: for each, the codec (on the full vectors or a head dim) that keeps most of held-back corpus rows' neighbours is chosen, without labels, and saved with the head.")] = None,
@@ -110,6 +123,10 @@ def fit(
         params["max_steps_per_stage"] = max_steps
     if codec_steps is not None:
         params["codec_steps"] = codec_steps
+    if validation is not None:
+        if qrels is None:
+            raise SmecError("--validation holds back labelled queries: it needs --queries and --qrels")
+        params["supervised_validation"] = validation
     meta = read_meta(embeddings)
     input_dim = meta.dim or dataset_dim(embeddings, columns=columns)  # a foreign file: from its first row
     normalized = meta.normalized is not False
@@ -155,6 +172,7 @@ def fit(
         head = SMEC(**params).fit(corpus.vectors, budgets=byte_budgets, embedder_fingerprint=corpus.meta.fingerprint,
                                   progress=StageBars(bar), codec_progress=CodecBars(bar, totals), **fit_args)
     head.save(head_dir)
+    report_supervision(head)
     report_choices(head)
     out.print(
         f"fitted dims {','.join(map(str, head.dims_))} on {len(corpus.ids)} x {corpus.dim} vectors "

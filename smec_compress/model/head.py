@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,59 @@ def _version() -> str:
     from .. import __version__
 
     return str(__version__)
+
+
+@contextmanager
+def _torch_threads(threads: int | None):
+    """torch runs on ``threads`` inside (its own setting when None), and on what it had after."""
+    import torch
+
+    if threads is not None and not (isinstance(threads, int) and threads >= 1):
+        raise SmecError(f"threads={threads!r} must be a positive integer")
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _checked_codec_args(X: np.ndarray, budgets, cfg: FitConfig, anchor_queries, anchor_ids):
+    """The budgets (checked against the data and ``cfg``) and anchor queries, as float32 rows."""
+    from .budgets import check_budgets
+
+    budgets = check_budgets(budgets, X.shape[1], cfg.dims, learned=cfg.codec_steps > 0, rows=len(X),
+                            normalize=cfg.normalize)
+    if anchor_queries is not None:
+        if not budgets:
+            raise SmecError("anchor_queries are used by the codecs of budgets only: give budgets too")
+        anchor_queries = check_matrix("anchor_queries", anchor_queries, input_dim=X.shape[1])
+    if anchor_ids is not None and (anchor_queries is None or len(anchor_ids) != len(anchor_queries)):
+        raise SmecError("anchor_ids name the rows of anchor_queries: give both, of the same length")
+    return budgets, anchor_queries
+
+
+def _held_back(queries: np.ndarray, positives: np.ndarray, n_rows: int, cfg: FitConfig):
+    """The supervision to train on (None when every query is held back) and the held-back
+    queries with their positive rows, as ``model.gate`` splits them."""
+    from .gate import held_out_queries, split_queries
+    from .train import Supervision
+
+    split = split_queries(queries, cfg.supervised_validation, cfg.seed)
+    held = held_out_queries(queries, positives, split.held)
+    if not len(split.train):
+        return None, held
+    return Supervision.from_pairs(queries[split.train], positives[split.train], n_rows), held
+
+
+def _labelled(progress, label: str):
+    """``progress`` with each step's stage named ``label`` first: a gated fit runs two schedules."""
+    if progress is None:
+        return None
+    from dataclasses import replace
+
+    return lambda p: progress(replace(p, stage=f"{label} {p.stage}"))
 
 
 class SMEC:
@@ -65,6 +119,7 @@ class SMEC:
         supervised_hard_negatives: int = FitConfig.supervised_hard_negatives,
         supervised_negative_pool: int = FitConfig.supervised_negative_pool,
         supervised_batch_size: int = FitConfig.supervised_batch_size,
+        supervised_validation: float = FitConfig.supervised_validation,
         codec_steps: int = FitConfig.codec_steps,
         normalize: bool = FitConfig.normalize,
         seed: int = FitConfig.seed,
@@ -94,6 +149,7 @@ class SMEC:
         self.supervised_hard_negatives = supervised_hard_negatives
         self.supervised_negative_pool = supervised_negative_pool
         self.supervised_batch_size = supervised_batch_size
+        self.supervised_validation = supervised_validation
         self.codec_steps = codec_steps
         self.normalize = normalize
         self.seed = seed
@@ -116,45 +172,75 @@ class SMEC:
         ``train.FitProgress`` after every step (the CLI draws its bar from it), and
         ``codec_progress(budget, candidate, recall)`` after each codec candidate is measured.
         """
-        import torch
-
-        from .budgets import check_budgets, fit_budgets, id_hashes
         from .train import Supervision, fit_chain
 
         X = check_matrix("X", X)
         cfg = FitConfig.from_dict(self.get_params()).checked(X.shape[1], len(X))
-        budgets = check_budgets(budgets, X.shape[1], cfg.dims, learned=cfg.codec_steps > 0, rows=len(X),
-                                normalize=cfg.normalize)  # before training
-        if anchor_queries is not None:
-            if not budgets:
-                raise SmecError("anchor_queries are used by the codecs of budgets only: give budgets too")
-            anchor_queries = check_matrix("anchor_queries", anchor_queries, input_dim=X.shape[1])
-        if anchor_ids is not None and (anchor_queries is None or len(anchor_ids) != len(anchor_queries)):
-            raise SmecError("anchor_ids name the rows of anchor_queries: give both, of the same length")
+        budgets, anchor_queries = _checked_codec_args(X, budgets, cfg, anchor_queries, anchor_ids)  # before training
         if (queries is None) != (positives is None):
             raise SmecError("queries and positives must be given together (supervised fit) or not at all")
-        sup = None
+        sup = held = None
         if queries is not None:
-            sup = Supervision.from_pairs(check_matrix("queries", queries, input_dim=X.shape[1]), positives, len(X))
-        previous_threads = torch.get_num_threads()
-        if threads is not None:
-            if not (isinstance(threads, int) and threads >= 1):
-                raise SmecError(f"threads={threads!r} must be a positive integer")
-            torch.set_num_threads(threads)
-        try:
-            chain = fit_chain(X, cfg, sup, progress)
-            self._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), embedder_fingerprint)
-            self.codecs_ = fit_budgets(self, X, budgets, seed=cfg.seed, codec_steps=cfg.codec_steps,
-                                       queries=anchor_queries, on_candidate=codec_progress)
-            self.anchors_ = 0 if anchor_queries is None else len(anchor_queries)
-            self.anchor_ids_ = None if anchor_ids is None else id_hashes(anchor_ids)
-        except RuntimeError as e:  # torch reports a failed allocation as RuntimeError
-            if "allocate" in str(e):
-                raise MemoryError(f"out of memory fitting on {len(X):,} x {X.shape[1]} rows") from e
-            raise
-        finally:
-            torch.set_num_threads(previous_threads)
+            queries = check_matrix("queries", queries, input_dim=X.shape[1])
+            sup = Supervision.from_pairs(queries, positives, len(X))  # checks the pairs
+            if cfg.supervised_validation > 0:
+                sup, held = _held_back(queries, np.asarray(positives), len(X), cfg)
+        with _torch_threads(threads):
+            try:
+                chain = fit_chain(X, cfg, sup, _labelled(progress, "supervised") if held and sup else progress)
+                self._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), embedder_fingerprint)
+                if held:
+                    self._keep_better_maps(X, cfg, held, supervised=sup is not None, progress=progress)
+                self._fit_codecs(X, budgets, anchor_queries, anchor_ids, codec_progress)
+            except RuntimeError as e:  # torch reports a failed allocation as RuntimeError
+                if "allocate" in str(e):
+                    raise MemoryError(f"out of memory fitting on {len(X):,} x {X.shape[1]} rows") from e
+                raise
         return self
+
+    def _keep_better_maps(self, X: np.ndarray, cfg: FitConfig, held, *, supervised: bool, progress) -> None:
+        """At each dim keep this (supervised) fit's map only where it scores the ``held`` back
+        labelled queries better than an unsupervised fit of the same settings (``model.gate``);
+        record both scores in ``supervision_``. Without a supervised fit (every query held back)
+        this fit already is the unsupervised one."""
+        from .gate import score_dims
+        from .train import fit_chain
+
+        if supervised:
+            chain = fit_chain(X, cfg, None, _labelled(progress, "unsupervised"))
+            plain = SMEC(**cfg.to_dict())
+            plain._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), self.embedder_fingerprint_)
+            ours, theirs = score_dims(self, X, *held), score_dims(plain, X, *held)
+        else:
+            plain, ours, theirs = self, {}, score_dims(self, X, *held)
+        kept = [d for d in self.dims_ if d in ours and ours[d] > theirs[d]]  # a tie keeps the unsupervised map
+        self.weights_ = {d: (self if d in kept else plain).weights_[d] for d in self.dims_}
+        if plain is not self:
+            self.stages_state_ = {**self.stages_state_, **{f"unsupervised.{k}": v for k, v in plain.stages_state_.items()}}
+        self.supervision_ = {"held_out_queries": len(held[1]), "supervised_dims": kept,
+                             "ndcg10_supervised": {str(d): v for d, v in ours.items()},
+                             "ndcg10_unsupervised": {str(d): v for d, v in theirs.items()}}
+
+    def fit_codecs(self, X, budgets, *, anchor_queries=None, anchor_ids=None, threads: int | None = None,
+                   codec_progress=None) -> "SMEC":
+        """Choose and fit the byte-budget codecs of this fitted head anew, keeping its float maps:
+        as ``fit(..., budgets=...)`` does after training, so adding budgets or anchoring them on a
+        query log (``anchor_queries`` / ``anchor_ids``, as in ``fit``) costs no retraining.
+        Replaces every codec the head had."""
+        check_fitted(self, "weights_")
+        X = check_matrix("X", X, input_dim=self.input_dim_)
+        budgets, anchor_queries = _checked_codec_args(X, budgets, self.config_, anchor_queries, anchor_ids)
+        with _torch_threads(threads):
+            self._fit_codecs(X, budgets, anchor_queries, anchor_ids, codec_progress)
+        return self
+
+    def _fit_codecs(self, X: np.ndarray, budgets, anchor_queries, anchor_ids, codec_progress) -> None:
+        from .budgets import fit_budgets, id_hashes
+
+        self.codecs_ = fit_budgets(self, X, budgets, seed=self.config_.seed, codec_steps=self.config_.codec_steps,
+                                   queries=anchor_queries, on_candidate=codec_progress)
+        self.anchors_ = 0 if anchor_queries is None else len(anchor_queries)
+        self.anchor_ids_ = None if anchor_ids is None else id_hashes(anchor_ids)
 
     def _set_state(self, cfg: FitConfig, input_dim: int, weights: dict, raw: dict, fp: str | None) -> None:
         self.config_ = cfg
@@ -165,6 +251,7 @@ class SMEC:
         self.embedder_fingerprint_ = fp
         self.codecs_ = {}
         self.anchors_, self.anchor_ids_ = 0, None  # unlabelled queries the codecs were anchored on
+        self.supervision_ = None  # a gated supervised fit's held-back scores and kept dims (model/gate.py)
 
     # ------------------------------------------------------------------ byte budgets
     @property
@@ -281,7 +368,8 @@ class SMEC:
             tmp.write_bytes(save(tensors))
         meta = {"format": "smec-compress", "library_version": _version(), "input_dim": self.input_dim_,
                 "dims": list(self.dims_), "config": self.config_.to_dict(),
-                "embedder_fingerprint": self.embedder_fingerprint_, "fingerprint": self.fingerprint}
+                "embedder_fingerprint": self.embedder_fingerprint_, "fingerprint": self.fingerprint,
+                "supervision": self.supervision_}
         write_text(out / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
         from .budgets import save_budgets
 
@@ -323,6 +411,7 @@ class SMEC:
 
         head = cls(**cfg.to_dict())
         head._set_state(cfg, input_dim, weights, raw, meta.get("embedder_fingerprint"))
+        head.supervision_ = meta.get("supervision")
         head.codecs_, head.anchors_, head.anchor_ids_ = load_budgets(src)
         return head
 

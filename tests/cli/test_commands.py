@@ -142,6 +142,23 @@ def test_fit_with_unlabelled_queries_needs_budgets_and_then_anchors_the_codecs(h
 
 
 @pytest.mark.slow
+def test_a_supervised_fit_says_per_dim_which_map_the_held_back_queries_kept(head_and_corpus):
+    t = head_and_corpus
+    write_embeddings(t / "q.parquet", [f"q{i}" for i in range(40)], clustered(n=40, d=24, seed=3))
+    (t / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{i}\t1\n" for i in range(40)))
+    result = run_cli("fit", t / "c.parquet", "--dims", "12,6", "--validation", "0.1", "--out", t / "h4")
+    assert result.returncode == 2 and "--validation holds back labelled queries" in result.stderr and not (t / "h4").exists()
+    result = run_cli("fit", t / "c.parquet", "--dims", "12,6", "--epochs", "1", "--queries", t / "q.parquet",
+                     "--qrels", t / "qrels.tsv", "--validation", "0.25", "--out", t / "h4")
+    assert result.returncode == 0, result.stderr
+    s = SMEC.load(t / "h4").supervision_
+    assert s["held_out_queries"] == 10 and "supervision checked on 10 held-back labelled queries" in result.stdout
+    for d in (12, 6):
+        kept = "supervised" if d in s["supervised_dims"] else "unsupervised"
+        assert f"{d} d: {kept} kept ({s['ndcg10_supervised'][str(d)]:.3f} vs {s['ndcg10_unsupervised'][str(d)]:.3f})" in result.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stopped_embed_leaves_no_output_and_no_temporary(tmp_path, sig, code):
     out = tmp_path / "out" / "s.parquet"

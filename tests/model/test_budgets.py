@@ -168,3 +168,24 @@ def test_a_budget_no_codec_can_meet_is_refused_naming_it():
     with pytest.raises(SmecError, match="no codec stores a 36-d vector .* in 1 bytes from 100 rows"):
         check_budgets((1,), 36, (20, 12), rows=100)  # OPQ needs 256 rows; 8 sign bits need 8 dims
     assert check_budgets((1,), 36, (20, 12), rows=5_000) == (1,)  # OPQ at m = 1 can
+
+
+def test_fit_codecs_on_a_fitted_head_gives_the_codecs_fit_with_budgets_gives_and_keeps_its_maps():
+    x = clustered(n=600, d=32, clusters=12)
+    queries = clustered(n=50, d=32, clusters=12, seed=1)
+    ids = [f"q{i}" for i in range(50)]
+    params = dict(dims=(8,), epochs_per_stage=1, min_steps_per_stage=0, codec_steps=2, seed=3)
+    together = SMEC(**params).fit(x, budgets=(8,), anchor_queries=queries, anchor_ids=ids)
+    plain = SMEC(**params).fit(x)
+    floats = plain.transform(x, 8)
+    later = plain.fit_codecs(x, (8,), anchor_queries=queries, anchor_ids=ids, threads=1)
+    assert later is plain and later.budgets_ == (8,) and later.anchors_ == 50
+    np.testing.assert_array_equal(later.transform(x, 8), floats)
+    np.testing.assert_array_equal(later.encode(x, budget=8), together.encode(x, budget=8))
+    assert later.codecs_[8].choice.recall == together.codecs_[8].choice.recall
+    later.fit_codecs(x, (4,))  # replaces: the 8-byte codec and the anchors are gone
+    assert later.budgets_ == (4,) and later.anchors_ == 0 and later.anchor_ids_ is None
+    with pytest.raises(SmecError, match="not fitted|fit"):
+        SMEC(**params).fit_codecs(x, (8,))
+    with pytest.raises(SmecError, match="32"):
+        plain.fit_codecs(x[:, :16], (8,))

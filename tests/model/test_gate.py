@@ -1,0 +1,93 @@
+"""A supervised fit keeps its map at a dim only where held-back labelled queries say it helps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smec_compress import SMEC
+from smec_compress.errors import SmecError
+from smec_compress.model.gate import held_out_queries, ndcg_at_k, split_queries
+
+from ..conftest import clustered
+
+FAST = dict(epochs_per_stage=2, min_steps_per_stage=0, batch_size=64, memory_size=256, hard_negatives=16)
+
+
+def test_split_holds_back_whole_queries_at_the_share_asked():
+    queries = np.repeat(np.eye(10, dtype=np.float32), 3, axis=0)  # 10 queries, 3 pairs each
+    split = split_queries(queries, 0.2, seed=0)
+    assert len(split.held) == 6 and len(split.train) == 24
+    assert sorted(np.concatenate([split.train, split.held])) == list(range(30))
+    held_rows = {tuple(r) for r in queries[split.held]}
+    assert not held_rows & {tuple(r) for r in queries[split.train]}  # no query on both sides
+    one = split_queries(queries[:3], 0.2, seed=0)  # one query: held back, nothing to train on
+    assert len(one.held) == 3 and len(one.train) == 0
+
+
+def test_held_out_queries_gather_each_querys_positives():
+    queries = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    uniq, relevant = held_out_queries(queries, np.array([4, 7, 2]), np.arange(3))
+    assert {tuple(u): r for u, r in zip(uniq.tolist(), relevant)} == {(1.0, 0.0): {4, 7}, (0.0, 1.0): {2}}
+
+
+def test_ndcg_at_10_matches_its_definition():
+    ranked = np.array([[5, 1, 2, 3], [9, 8, 7, 6]])
+    # query 1: its one relevant row at rank 2 -> 1/log2(3); query 2: both relevant at ranks 1 and 3
+    expected = (1 / np.log2(3) + (1 + 1 / np.log2(4)) / (1 + 1 / np.log2(3))) / 2
+    assert ndcg_at_k(ranked, [{1}, {9, 7}]) == pytest.approx(expected)
+
+
+def _offset_queries(X, n=120, seed=0):
+    """Queries that are their positive row plus a large fixed offset: an unsupervised head keeps
+    the offset (it never saw a query), labels teach the head to drop it."""
+    rng = np.random.default_rng(seed)
+    pos = rng.choice(len(X), n, replace=False)
+    offset = np.zeros(X.shape[1], dtype=np.float32)
+    offset[0] = 3.0
+    q = X[pos] + offset
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32), pos
+
+
+def test_labels_that_help_keep_the_supervised_maps_and_the_scores_are_recorded(tmp_path):
+    X = clustered(n=600, d=24, clusters=12)
+    q, pos = _offset_queries(X)
+    head = SMEC(dims=(12, 6), seed=0, supervised_weight=1.0, **FAST).fit(X, queries=q, positives=pos)
+    s = head.supervision_
+    assert s["held_out_queries"] == 24
+    assert s["supervised_dims"] == [d for d in (12, 6) if s["ndcg10_supervised"][str(d)] > s["ndcg10_unsupervised"][str(d)]]
+    assert s["supervised_dims"], s  # the offset is learnable: labels win at some dim
+    plain = SMEC(dims=(12, 6), seed=0, supervised_weight=1.0, **FAST).fit(X)
+    for d in (12, 6):
+        same = np.allclose(head.transform(X, d), plain.transform(X, d), atol=1e-6)
+        assert same == (d not in s["supervised_dims"])  # the unsupervised fit's map exactly where labels lost
+    head.save(tmp_path)
+    assert SMEC.load(tmp_path).supervision_ == s
+
+
+def test_labels_that_carry_nothing_leave_every_dim_unsupervised():
+    X = clustered(n=600, d=24, clusters=12)
+    rng = np.random.default_rng(1)
+    q = clustered(n=100, d=24, clusters=12, seed=5)
+    pos = rng.integers(0, len(X), 100)  # random positives: no signal to learn
+    head = SMEC(dims=(12, 6), seed=0, **FAST).fit(X, queries=q, positives=pos)
+    plain = SMEC(dims=(12, 6), seed=0, **FAST).fit(X)
+    assert head.supervision_["supervised_dims"] == []
+    for d in (12, 6):
+        np.testing.assert_allclose(head.transform(X, d), plain.transform(X, d), atol=1e-6)
+
+
+def test_one_labelled_query_is_held_back_and_the_fit_is_unsupervised():
+    X = clustered(n=300, d=24)
+    head = SMEC(dims=(8,), seed=0, **FAST).fit(X, queries=X[:1] + 0.01, positives=np.array([0]))
+    assert head.supervision_["held_out_queries"] == 1 and head.supervision_["supervised_dims"] == []
+    np.testing.assert_allclose(head.transform(X, 8), SMEC(dims=(8,), seed=0, **FAST).fit(X).transform(X, 8), atol=1e-6)
+
+
+def test_no_validation_trusts_the_labels_at_every_dim_and_a_bad_share_is_refused():
+    X = clustered(n=300, d=24)
+    head = SMEC(dims=(8,), supervised_validation=0, **FAST).fit(X, queries=X[:40] + 0.01, positives=np.arange(40))
+    assert head.supervision_ is None and SMEC(dims=(8,), **FAST).fit(X).supervision_ is None
+    for bad in (1.0, -0.1, "a"):
+        with pytest.raises(SmecError, match="supervised_validation"):
+            SMEC(dims=(8,), supervised_validation=bad, **FAST).fit(X, queries=X[:4], positives=np.arange(4))
