@@ -88,7 +88,9 @@ class SMEC:
     ``__init__`` only stores the parameters, every one a keyword with its default taken from
     ``FitConfig`` (the single source, where each is documented); ``fit`` validates them and
     learns ``config_``, ``dims_``, ``input_dim_``, ``weights_`` ({dim: (W (D, dim), b (dim,))}),
-    ``stages_state_`` (raw stage parameters) and ``embedder_fingerprint_``.
+    ``stages_state_`` (raw stage parameters), ``embedder_fingerprint_`` and, for a supervised fit
+    that held back labelled queries, ``supervision_`` (which dims kept the supervised map, and the
+    held-back scores that decided it; ``model.gate``).
     """
 
     def __init__(
