@@ -1,6 +1,6 @@
 """Supervision that never hurts: a supervised fit holds back some of its labelled queries and,
 at each dim, keeps the supervised map only where it ranks those queries' positives better than
-the unsupervised map does.
+the unsupervised map does, by more than chance.
 
 Why: with few labels a supervised adaptor overfits them and can fall below the unsupervised head
 (DIVE, 2026; ours did: -0.008 nDCG@10 at SciFact 1%, -0.013 at NFCorpus 16 d, BENCHMARKS
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 K = 10  # nDCG@10: the measure users compare heads by
+Z = 1.645  # one-sided 95%: the supervised map must beat the unsupervised one by more than chance
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,27 @@ def split_queries(queries: np.ndarray, share: float, seed: int) -> Split:
     return Split(np.flatnonzero(~held), np.flatnonzero(held))
 
 
-def ndcg_at_k(ranked: np.ndarray, relevant: list[set[int]], k: int = K) -> float:
-    """Mean binary-relevance nDCG@k of each query's ranked row ids against its relevant rows."""
+def ndcg_at_k(ranked: np.ndarray, relevant: list[set[int]], k: int = K) -> np.ndarray:
+    """Binary-relevance nDCG@k of each query's ranked row ids against its relevant rows."""
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     scores = []
     for row, rel in zip(ranked[:, :k], relevant):
         gains = np.fromiter((r in rel for r in row), dtype=np.float64, count=len(row))
         ideal = discount[: min(len(rel), k)].sum()
         scores.append(float(gains @ discount[: len(row)]) / ideal)
-    return float(np.mean(scores))
+    return np.asarray(scores)
+
+
+def clearly_better(ours: np.ndarray, theirs: np.ndarray, z: float = Z) -> bool:
+    """Whether ``ours`` beats ``theirs`` per query by more than chance: the mean paired difference
+    minus ``z`` standard errors is above zero (one-sided 95%). A handful of held-back queries
+    can never pass, so few labels fall back to the unsupervised map (a plain "higher mean" kept
+    the supervised map at every dim with 16 held-back SciFact queries, and it lost 0.03 at 16 d
+    on the test queries with unseen documents)."""
+    diff = np.asarray(ours, dtype=np.float64) - np.asarray(theirs, dtype=np.float64)
+    if len(diff) < 2:
+        return False
+    return bool(diff.mean() - z * diff.std(ddof=1) / np.sqrt(len(diff)) > 0)
 
 
 def held_out_queries(queries: np.ndarray, positives: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, list[set[int]]]:
@@ -58,8 +71,8 @@ def held_out_queries(queries: np.ndarray, positives: np.ndarray, held: np.ndarra
     return uniq, relevant
 
 
-def score_dims(head, X: np.ndarray, queries: np.ndarray, relevant: list[set[int]]) -> dict[int, float]:
-    """nDCG@10 of ``queries`` over the rows ``X`` at each of ``head``'s dims (its own transform)."""
+def score_dims(head, X: np.ndarray, queries: np.ndarray, relevant: list[set[int]]) -> dict[int, np.ndarray]:
+    """Per-query nDCG@10 of ``queries`` over the rows ``X`` at each of ``head``'s dims (its own transform)."""
     from ..codecs.base import exact_search
 
     return {d: ndcg_at_k(exact_search(head.transform(X, d), head.transform(queries, d), K)[1], relevant)

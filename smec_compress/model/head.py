@@ -202,10 +202,10 @@ class SMEC:
 
     def _keep_better_maps(self, X: np.ndarray, cfg: FitConfig, held, *, supervised: bool, progress) -> None:
         """At each dim keep this (supervised) fit's map only where it scores the ``held`` back
-        labelled queries better than an unsupervised fit of the same settings (``model.gate``);
+        labelled queries clearly better than an unsupervised fit of the same settings (``model.gate``);
         record both scores in ``supervision_``. Without a supervised fit (every query held back)
         this fit already is the unsupervised one."""
-        from .gate import score_dims
+        from .gate import clearly_better, score_dims
         from .train import fit_chain
 
         if supervised:
@@ -215,13 +215,13 @@ class SMEC:
             ours, theirs = score_dims(self, X, *held), score_dims(plain, X, *held)
         else:
             plain, ours, theirs = self, {}, score_dims(self, X, *held)
-        kept = [d for d in self.dims_ if d in ours and ours[d] > theirs[d]]  # a tie keeps the unsupervised map
+        kept = [d for d in self.dims_ if d in ours and clearly_better(ours[d], theirs[d])]
         self.weights_ = {d: (self if d in kept else plain).weights_[d] for d in self.dims_}
         if plain is not self:
             self.stages_state_ = {**self.stages_state_, **{f"unsupervised.{k}": v for k, v in plain.stages_state_.items()}}
         self.supervision_ = {"held_out_queries": len(held[1]), "supervised_dims": kept,
-                             "ndcg10_supervised": {str(d): v for d, v in ours.items()},
-                             "ndcg10_unsupervised": {str(d): v for d, v in theirs.items()}}
+                             "ndcg10_supervised": {str(d): float(v.mean()) for d, v in ours.items()},
+                             "ndcg10_unsupervised": {str(d): float(v.mean()) for d, v in theirs.items()}}
 
     def fit_codecs(self, X, budgets, *, anchor_queries=None, anchor_ids=None, threads: int | None = None,
                    codec_progress=None) -> "SMEC":
