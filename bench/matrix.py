@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from results_file import RESULTS, save_results  # noqa: E402
-from smec_compress.evaluation.bootstrap import LEARNED_CODECS, SIMPLE_REDUCERS, paired_bootstrap  # noqa: E402
+from smec_compress.evaluation import bootstrap  # noqa: E402
+from smec_compress.evaluation.bootstrap import SIMPLE_REDUCERS, paired_bootstrap, strongest_simple  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
 from smec_compress.evaluation.compare import Row, row_key  # noqa: E402
 from smec_compress.evaluation.run import REDUCERS  # noqa: E402
@@ -153,20 +154,9 @@ def scores(cell: dict, row: Row) -> np.ndarray:
     return np.asarray(cell["per_query"]["|".join(map(str, row_key(row)))])
 
 
-def strongest_simple(rows: list[Row], dim: int) -> Row:
-    """The best of truncation, uncentred and centred PCA at ``dim`` (which one changes by dataset)."""
-    return max((r for r in rows if r.method in SIMPLE_REDUCERS and r.dim == dim), key=lambda r: r.ndcg10)
-
-
-def is_quantiser(row: Row) -> bool:
-    """An off-the-shelf codec (alone or on PCA): not ours, not a float reducer."""
-    floats = {*REDUCERS, *HEADS, "full"}
-    return row.method not in floats and row.method not in LEARNED_CODECS and not row.method.startswith(HEADS)
-
-
 def best_quantiser(rows: list[Row], budget: int) -> Row | None:
-    fitting = [r for r in rows if is_quantiser(r) and r.bytes_per_vector <= budget]
-    return max(fitting, key=lambda r: r.ndcg10) if fitting else None
+    """The best off-the-shelf codec that fits ``budget`` (``eval --bootstrap``'s yardstick)."""
+    return bootstrap.best_quantiser(rows, budget, heads=HEADS, float_methods=[*REDUCERS, *HEADS])
 
 
 def head_codec(rows: list[Row], head: str, budget: int) -> Row | None:

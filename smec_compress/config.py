@@ -48,8 +48,8 @@ class FitConfig:
     supervised_batch_size: int = 256
     # share of the labelled queries a supervised fit holds back: at each dim the supervised map is kept
     # only where it ranks their positives better than an unsupervised fit does, by more than chance
-    # (model/gate.py), so
-    # scarce labels cannot pull a dim below the unsupervised head; 0 trusts the labels at every dim
+    # (model/gate.py), so scarce labels cannot pull a dim below the unsupervised head; 0 trusts the
+    # labels at every dim
     supervised_validation: float = 0.2
     # steps of the rank-trained codec candidates of fit(budgets=...): rank-distilled OPQ and the
     # head's quantisers trained in the loop (codecs/qat.py); 0 leaves them out.

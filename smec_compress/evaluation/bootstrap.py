@@ -65,16 +65,30 @@ def _interval(ours: Row, theirs: Row, per_query: Mapping, *, dim: int | None, bu
     return Interval(ours.method, theirs.method, dim, budget, diff, low, high)
 
 
+def strongest_simple(rows: Sequence[Row], dim: int) -> Row | None:
+    """The best (by mean nDCG@10) of the simple reducers at ``dim``, not rescored; None if none ran."""
+    rivals = [r for r in rows if r.rescored is None and r.method in SIMPLE_REDUCERS and r.dim == dim]
+    return max(rivals, key=lambda r: r.ndcg10) if rivals else None
+
+
+def best_quantiser(rows: Sequence[Row], budget: int, *, heads: Iterable[str], float_methods: Iterable[str]) -> Row | None:
+    """The best off-the-shelf codec row (not rescored) whose stored bytes fit ``budget``: every row
+    but the float methods', the learned codecs' and the ``heads``' (their float dims, their stacks,
+    their own codecs)."""
+    heads, floats = tuple(heads), set(float_methods) | {"full"}
+    fitting = [r for r in rows if r.rescored is None and r.bytes_per_vector <= budget and r.method not in floats
+               and r.method not in LEARNED_CODECS and not r.method.startswith(heads)]
+    return max(fitting, key=lambda r: r.ndcg10) if fitting else None
+
+
 def against_simple(rows: Sequence[Row], per_query: Mapping, heads: Iterable[str], *, resamples: int = 1000,
                    seed: int = 0) -> list[Interval]:
     """Each head at each dim minus the strongest simple reducer at that dim."""
-    plain = [r for r in rows if r.rescored is None]
     out = []
     for head in heads:
-        for ours in (r for r in plain if r.method == head):
-            rivals = [r for r in plain if r.method in SIMPLE_REDUCERS and r.dim == ours.dim]
-            if rivals:
-                best = max(rivals, key=lambda r: r.ndcg10)
+        for ours in (r for r in rows if r.rescored is None and r.method == head):
+            best = strongest_simple(rows, ours.dim)
+            if best is not None:
                 out.append(_interval(ours, best, per_query, dim=ours.dim, budget=None, resamples=resamples, seed=seed))
     return out
 
@@ -82,16 +96,13 @@ def against_simple(rows: Sequence[Row], per_query: Mapping, heads: Iterable[str]
 def against_quantisers(rows: Sequence[Row], per_query: Mapping, heads: Iterable[str], budgets: Iterable[int], *,
                        float_methods: Iterable[str], resamples: int = 1000, seed: int = 0) -> list[Interval]:
     """Each head's own codec at each budget minus the best quantiser whose stored bytes fit it."""
-    heads, floats = tuple(heads), set(float_methods) | {"full"}
+    heads = tuple(heads)
     plain = [r for r in rows if r.rescored is None]
-    quantisers = [r for r in plain if r.method not in floats and r.method not in LEARNED_CODECS
-                  and not r.method.startswith(heads)]  # a head's rows: its float dims, its stacks, its own codecs
     out = []
     for budget in sorted(set(budgets)):
-        fitting = [r for r in quantisers if r.bytes_per_vector <= budget]
-        if not fitting:
+        best = best_quantiser(rows, budget, heads=heads, float_methods=float_methods)
+        if best is None:
             continue
-        best = max(fitting, key=lambda r: r.ndcg10)
         for head in heads:
             for ours in (r for r in plain if r.method.startswith(f"{head} {budget}B:")):
                 out.append(_interval(ours, best, per_query, dim=None, budget=budget, resamples=resamples, seed=seed))

@@ -174,7 +174,7 @@ class SMEC:
         ``train.FitProgress`` after every step (the CLI draws its bar from it), and
         ``codec_progress(budget, candidate, recall)`` after each codec candidate is measured.
         """
-        from .train import Supervision, fit_chain
+        from .train import Supervision, checked_positives, fit_chain
 
         X = check_matrix("X", X)
         cfg = FitConfig.from_dict(self.get_params()).checked(X.shape[1], len(X))
@@ -184,9 +184,11 @@ class SMEC:
         sup = held = None
         if queries is not None:
             queries = check_matrix("queries", queries, input_dim=X.shape[1])
-            sup = Supervision.from_pairs(queries, positives, len(X))  # checks the pairs
+            positives = checked_positives(positives, len(queries), len(X))
             if cfg.supervised_validation > 0:
-                sup, held = _held_back(queries, np.asarray(positives), len(X), cfg)
+                sup, held = _held_back(queries, positives, len(X), cfg)
+            else:
+                sup = Supervision.from_pairs(queries, positives, len(X))
         with _torch_threads(threads):
             try:
                 chain = fit_chain(X, cfg, sup, _labelled(progress, "supervised") if held and sup else progress)

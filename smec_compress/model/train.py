@@ -27,6 +27,20 @@ from .chain import Chain
 from .memory import CrossBatchMemory
 
 
+def checked_positives(positives, n_queries: int, n_rows: int) -> np.ndarray:
+    """``positives`` as an array after checking it holds one row index of X per query row."""
+    pos = np.asarray(positives)
+    if pos.ndim != 1 or len(pos) != n_queries:
+        raise SmecError(f"positives must be a 1-D array with one index per query row ({n_queries}), got shape {pos.shape}")
+    if not np.issubdtype(pos.dtype, np.integer):
+        raise SmecError(f"positives must be integer row indices into X, got dtype {pos.dtype}")
+    bad = (pos < 0) | (pos >= n_rows)
+    if bad.any():
+        raise SmecError(f"positives has {int(bad.sum())} index(es) outside 0..{n_rows - 1} "
+                        f"(first: {int(pos[np.argmax(bad)])}); they must index rows of X")
+    return pos
+
+
 @dataclass
 class Supervision:
     """Training pairs: query vectors (M, D), positive row index (M,), and per pair the ids of
@@ -40,15 +54,7 @@ class Supervision:
     def from_pairs(cls, queries: np.ndarray, positives, n_rows: int) -> "Supervision":
         """Pairs as tensors, plus for each pair every positive of the same query (rows with
         identical query vectors are one query), so another relevant doc is never a negative."""
-        pos = np.asarray(positives)
-        if pos.ndim != 1 or len(pos) != len(queries):
-            raise SmecError(f"positives must be a 1-D array with one index per query row ({len(queries)}), got shape {pos.shape}")
-        if not np.issubdtype(pos.dtype, np.integer):
-            raise SmecError(f"positives must be integer row indices into X, got dtype {pos.dtype}")
-        bad = (pos < 0) | (pos >= n_rows)
-        if bad.any():
-            raise SmecError(f"positives has {int(bad.sum())} index(es) outside 0..{n_rows - 1} "
-                            f"(first: {int(pos[np.argmax(bad)])}); they must index rows of X")
+        pos = checked_positives(positives, len(queries), n_rows)
         _, group = np.unique(queries, axis=0, return_inverse=True)
         group = group.ravel()
         order = np.argsort(group, kind="stable")
