@@ -159,21 +159,35 @@ def neighbour_recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth)]))
 
 
+STARTS_FROM = {"rank-opq": "opq", "qat-opq": "opq", "qat-int8": "int8", "qat-int4": "int4"}  # trained: blind
+
+
+def starts_from(cand: Candidate) -> Candidate | None:
+    """The blind candidate whose fitted tables a rank-trained ``cand`` starts from (rank-distilled
+    OPQ: OPQ at the same ``m``; an in-loop OPQ or int8 / int4: its blind twin), None where there
+    are none (sign bits). ``choose_budgets`` hands that fitted codec over instead of refitting it:
+    the same tables (same rows, same seed), fitted once."""
+    blind = STARTS_FROM.get(cand.codec)
+    return None if blind is None else Candidate(blind, cand.dim, cand.reducer, m=cand.m)
+
+
 def fit_candidate(cand: Candidate, X: np.ndarray, reducer: Reducer | None, *, seed: int = 0,
-                  training: RankTraining | None = None, queries: np.ndarray | None = None):
+                  training: RankTraining | None = None, queries: np.ndarray | None = None, start=None):
     """``cand``'s codec fitted on ``X`` as it sees it (through ``reducer`` at ``cand.dim``);
     ``training`` is the rank-trained codecs' (rank-distilled OPQ, the in-loop ones; their defaults
     when None), which anchor on unlabelled ``queries`` when given (the others have no use for
-    them). An in-loop codec starts from ``reducer.linear_map(cand.dim)``."""
+    them). An in-loop codec starts from ``reducer.linear_map(cand.dim)``; a rank-trained one from
+    ``start``, its ``starts_from`` candidate already fitted on ``X`` (fitted here when None)."""
     from . import TRAINED, make_codec
 
     if cand.codec not in TRAINED:
         return make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed).fit(view(cand, X, reducer))
     codec = make_codec(cand.codec, m=cand.m, seed=seed, training=training)
     anchors = None if queries is None else view(cand, queries, reducer)
+    kwargs = {} if start is None else {"start": start}
     if cand.codec in MAPPED:
-        return codec.fit(view(cand, X, reducer), init=reducer.linear_map(cand.dim), queries=anchors)
-    return codec.fit(view(cand, X, reducer), queries=anchors)
+        return codec.fit(view(cand, X, reducer), init=reducer.linear_map(cand.dim), queries=anchors, **kwargs)
+    return codec.fit(view(cand, X, reducer), queries=anchors, **kwargs)
 
 
 def view(cand: Candidate, X: np.ndarray, reducer: Reducer | None) -> np.ndarray:
@@ -185,22 +199,31 @@ def view(cand: Candidate, X: np.ndarray, reducer: Reducer | None) -> np.ndarray:
     return l2_normalize(np.array(X, dtype=np.float32))
 
 
-def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
-           fit_reducer: Callable[[np.ndarray], Reducer] | None = None, dims: Sequence[int] = (),
-           held_back: int = HELD_BACK, k: int = 10, seed: int = 0, learned: bool = True,
-           training: RankTraining | None = None, queries: np.ndarray | None = None,
-           on_candidate: Callable[[Candidate, float], None] | None = None) -> Choice:
-    """The candidate with the best recall@``k`` of ``held_back`` corpus rows' full-dim top-``k``
-    (at most a tenth of the rows), each candidate fitted on the other rows. With unlabelled
-    ``queries`` the criterion is the mean of that and the same recall for held-back queries (a
-    fifth of them, at most ``held_back``); the others anchor the rank-trained codecs.
+def choose(X: np.ndarray, budget: int, *, on_candidate: Callable[[Candidate, float], None] | None = None,
+           **kwargs) -> Choice:
+    """``choose_budgets`` at one ``budget``."""
+    report = None if on_candidate is None else (lambda _, cand, recall: on_candidate(cand, recall))
+    return choose_budgets(X, (budget,), on_candidate=report, **kwargs)[budget]
+
+
+def choose_budgets(X: np.ndarray, budgets: Sequence[int], *, reducer: str | None = None,
+                   fit_reducer: Callable[[np.ndarray], Reducer] | None = None, dims: Sequence[int] = (),
+                   held_back: int = HELD_BACK, k: int = 10, seed: int = 0, learned: bool = True,
+                   training: RankTraining | None = None, queries: np.ndarray | None = None,
+                   on_candidate: Callable[[int, Candidate, float], None] | None = None) -> dict[int, Choice]:
+    """Per budget, the candidate with the best recall@``k`` of ``held_back`` corpus rows' full-dim
+    top-``k`` (at most a tenth of the rows), each candidate fitted on the other rows. With
+    unlabelled ``queries`` the criterion is the mean of that and the same recall for held-back
+    queries (a fifth of them, at most ``held_back``); the others anchor the rank-trained codecs.
 
     ``fit_reducer(rows)`` gives ``reducer``'s transform fitted on the training rows (PCA is refit
     there; a fitted head ignores them, and has seen the held-back rows in its own fit, which
     flatters its candidates a little). ``learned`` adds rank-distilled OPQ and, on a reducer with a
     ``linear_map`` (a head), the best blind head candidate of each ``IN_LOOP`` family trained in
     the loop (``best_per_family``), each trained as ``training`` says (its defaults when None). Ties
-    go to the earlier candidate.
+    go to the earlier candidate. Each candidate is fitted once: one that fits several budgets (sign
+    bits or int8 at a dim, RaBitQ) is measured at the first and reused at the others, and a
+    rank-trained one starts from its ``starts_from`` candidate as fitted.
     """
     if len(X) < 20:
         raise SmecError(f"choosing a codec needs at least 20 corpus rows; got {len(X)}")
@@ -221,29 +244,35 @@ def choose(X: np.ndarray, budget: int, *, reducer: str | None = None,
         anchors = queries[q_order[q_held:]]
     truths = [exact_search(train, p, k)[1] for p in probes]
     fitted = fit_reducer(train) if fit_reducer else None
-    pool = candidates(X.shape[1], budget, reducer=reducer, dims=dims, learned=learned, rows=len(train))
-    if not pool:
-        raise SmecError(f"no codec can store these vectors in {budget} bytes from {len(train)} training rows "
-                        f"(OPQ needs {KSUB})")
-    recall: dict[str, float] = {}
-    best: tuple[Candidate, object] | None = None
+    measured: dict[str, tuple[float, object]] = {}  # by key, across budgets: (criterion, fitted codec)
 
-    def measure(cand: Candidate) -> None:
-        nonlocal best
-        codec = fit_candidate(cand, train, fitted, seed=seed, training=training, queries=anchors)
-        codes = codec.encode(view(cand, train, fitted))
-        recall[cand.key] = float(np.mean([neighbour_recall(codec.search(codes, view(cand, p, fitted), k)[1], t)
-                                          for p, t in zip(probes, truths)]))
-        if best is None or recall[cand.key] > recall[best[0].key]:  # ties: the earlier candidate
-            best = (cand, codec)
-        if on_candidate:
-            on_candidate(cand, recall[cand.key])
+    def measure(cand: Candidate) -> float:
+        if cand.key not in measured:
+            first = starts_from(cand)
+            start = measured[first.key][1] if first is not None and first.key in measured else None
+            codec = fit_candidate(cand, train, fitted, seed=seed, training=training, queries=anchors, start=start)
+            codes = codec.encode(view(cand, train, fitted))
+            measured[cand.key] = (float(np.mean([neighbour_recall(codec.search(codes, view(cand, p, fitted), k)[1], t)
+                                                 for p, t in zip(probes, truths)])), codec)
+        return measured[cand.key][0]
 
-    for cand in pool:
-        measure(cand)
-    for cand in best_per_family(pool, recall) if learned and can_train_in_loop(fitted) else ():
-        measure(in_loop(cand))
-    return Choice(budget, best[0], recall, best[1], with_queries=len(probes) > 1)
+    out = {}
+    for budget in budgets:
+        pool = candidates(X.shape[1], budget, reducer=reducer, dims=dims, learned=learned, rows=len(train))
+        if not pool:
+            raise SmecError(f"no codec can store these vectors in {budget} bytes from {len(train)} training rows "
+                            f"(OPQ needs {KSUB})")
+        recall: dict[str, float] = {}
+        tried = list(pool)
+        for i, cand in enumerate(tried):  # the in-loop twins join once the pool is measured
+            recall[cand.key] = measure(cand)
+            if on_candidate:
+                on_candidate(budget, cand, recall[cand.key])
+            if i == len(pool) - 1 and learned and can_train_in_loop(fitted):
+                tried += [in_loop(c) for c in best_per_family(pool, recall)]
+        best = max(tried, key=lambda c: recall[c.key])  # ties: the earlier candidate
+        out[budget] = Choice(budget, best, recall, measured[best.key][1], with_queries=len(probes) > 1)
+    return out
 
 
 def _has_in_loop_twin(cand: Candidate) -> bool:

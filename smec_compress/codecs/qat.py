@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import SmecError
 from ..normalize import l2_normalize
-from .base import FaissCodec, affine_transforms, f32, with_transforms
+from .base import FaissCodec, affine_transforms, copy_index, f32, with_transforms
 from .binary import BinaryRerank
 from .distil import RankTraining, distil
 from .pq import OPQ
@@ -60,6 +60,17 @@ def _mapped(x, W, b):
 
 def _np_mapped(X: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     return l2_normalize(f32(X) @ f32(w) + f32(b))
+
+
+def _blind_index(blind: FaissCodec, X: np.ndarray, init, start: FaissCodec | None) -> faiss.Index:
+    """A copy of the trained index of ``start`` (the blind codec, already fitted on the map's
+    output) or of ``blind`` fitted here: the in-loop phase starts exactly at the blind stack."""
+    if start is None:
+        return blind.fit(_np_mapped(X, *init)).index_
+    if type(start) is not type(blind) or start.input_dim_ != init[0].shape[1] or \
+            getattr(start, "m", None) != getattr(blind, "m", None):
+        raise SmecError(f"an in-loop codec starts from a fitted {blind.name} on the map's {init[0].shape[1]} dims")
+    return copy_index(start.index_)
 
 
 class _InLoop:
@@ -90,13 +101,14 @@ class QATScalar(_InLoop, FaissCodec):
     def __init__(self, *, seed: int = 0, training: RankTraining | None = None) -> None:
         self._setup(seed, training)
 
-    def fit(self, X: np.ndarray, *, init=None, queries: np.ndarray | None = None) -> "QATScalar":
+    def fit(self, X: np.ndarray, *, init=None, queries: np.ndarray | None = None, start=None) -> "QATScalar":
         """Train on unit full-dim rows ``X`` from the head's map ``init = (w, b)``, anchored on
-        unlabelled ``queries`` when given, else on rows of ``X``."""
+        unlabelled ``queries`` when given, else on rows of ``X``; ``start`` is the blind codec
+        already fitted on the map's output (fitted here when None; copied, never changed)."""
         import torch
 
         W, b = _map_params(init)
-        sq = self.blind().fit(_np_mapped(X, *init)).index_  # FAISS' own calibration: the blind codec
+        sq = _blind_index(self.blind(), X, init, start)  # FAISS' own calibration: the blind codec
         levels = float(2 ** sq.sq.bits - 1)
         table = faiss.vector_to_array(sq.sq.trained).reshape(2, -1)  # per dim: minimum, width
         vmin = torch.nn.Parameter(torch.from_numpy(table[0].copy()))
@@ -137,14 +149,14 @@ class QATOPQ(_InLoop, FaissCodec):
         self.m = m
         self._setup(seed, training)
 
-    def fit(self, X: np.ndarray, *, init=None, queries: np.ndarray | None = None) -> "QATOPQ":
+    def fit(self, X: np.ndarray, *, init=None, queries: np.ndarray | None = None, start=None) -> "QATOPQ":
         """As ``QATScalar.fit``, starting from OPQ fitted on the head's output."""
         import torch
 
         W, b = _map_params(init)
-        start = OPQ(self.m, seed=self.seed).fit(_np_mapped(X, *init)).index_
-        opq = faiss.downcast_VectorTransform(start.chain.at(0))
-        pq = faiss.downcast_index(start.index)
+        blind = _blind_index(OPQ(self.m, seed=self.seed), X, init, start)
+        opq = faiss.downcast_VectorTransform(blind.chain.at(0))
+        pq = faiss.downcast_index(blind.index)
         R = torch.nn.Parameter(torch.from_numpy(faiss.vector_to_array(opq.A).reshape(opq.d_out, opq.d_in)))
         C = torch.nn.Parameter(torch.from_numpy(
             faiss.vector_to_array(pq.pq.centroids).reshape(pq.pq.M, pq.pq.ksub, pq.pq.dsub)))

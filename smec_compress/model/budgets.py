@@ -1,7 +1,7 @@
 """A fitted head's codecs, one per byte budget: chosen without labels, fitted, saved beside it.
 
 ``fit --budgets 16,32`` asks, per budget, which (dim, codec) pair keeps most of the ranking:
-``codecs.budget.choose`` scores every candidate (the head's dims and the full vectors, each with
+``codecs.budget.choose_budgets`` scores every candidate (the head's dims and the full vectors, each with
 OPQ, rank-distilled OPQ, RaBitQ, re-ranked sign bits, int8 or int4, and the best head candidate
 of each family trained in the loop) by recall of held-back corpus
 rows' full-dim neighbours, and the winner is kept as fitted there (on all rows but the held-back
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codecs import Codec, make_codec
-from ..codecs.budget import Candidate, Choice, candidates, choose, in_loop_families, training_rows
+from ..codecs.budget import Candidate, Choice, candidates, choose_budgets, in_loop_families, training_rows
 from ..errors import SmecError
 
 CODECS_FILE = "codecs.json"
@@ -86,19 +86,20 @@ def fit_budgets(head, X: np.ndarray, budgets: Iterable[int], *, seed: int = 0, c
     """Choose and fit a codec per budget for ``head`` on (``codec_rows`` of) the rows ``X``;
     the rank-trained codecs (rank-distilled OPQ, the in-loop ones) train ``codec_steps`` steps (0:
     not candidates). Unlabelled ``queries``
-    join the criterion and anchor the rank-trained codecs (``codecs.budget.choose``)."""
+    join the criterion and anchor the rank-trained codecs (``codecs.budget.choose_budgets``); a
+    candidate that fits several budgets is fitted once."""
     from ..codecs.rank_pq import RankTraining
 
     budgets = check_budgets(budgets, X.shape[1], head.dims_, learned=codec_steps > 0, rows=len(X),
                             normalize=head.config_.normalize)
     n = codec_rows(len(X), X.shape[1])
     rows = X if len(X) == n else X[np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))]
+    training = RankTraining(steps=codec_steps) if codec_steps else None
+    choices = choose_budgets(rows, budgets, reducer=REDUCER, fit_reducer=lambda _: head, dims=head.dims_, seed=seed,
+                             learned=training is not None, training=training, queries=queries,
+                             on_candidate=on_candidate)
     out = {}
-    for budget in budgets:
-        report = (lambda c, r, b=budget: on_candidate(b, c, r)) if on_candidate else None
-        training = RankTraining(steps=codec_steps) if codec_steps else None
-        choice = choose(rows, budget, reducer=REDUCER, fit_reducer=lambda _: head, dims=head.dims_, seed=seed,
-                        learned=training is not None, training=training, queries=queries, on_candidate=report)
+    for budget, choice in choices.items():
         codec, choice.codec = choice.codec, None  # one home for the codec: as a loaded head has it
         out[budget] = BudgetCodec(choice, codec, CRITERION + (QUERY_CRITERION if choice.with_queries else ""))
     return out

@@ -59,9 +59,9 @@ def test_unlabelled_queries_reach_the_rank_distilled_codec_and_the_criterion(mon
     seen = []
     real = RankOPQ.fit
 
-    def spy(self, X, queries=None):
+    def spy(self, X, queries=None, **kwargs):
         seen.append(None if queries is None else len(queries))
-        return real(self, X, queries=queries)
+        return real(self, X, queries=queries, **kwargs)
 
     monkeypatch.setattr(RankOPQ, "fit", spy)
     choice = choose(x, 8, training=budget_module.RankTraining(steps=2), queries=queries)
@@ -77,3 +77,23 @@ def test_each_in_loop_candidate_names_the_blind_stack_it_starts_from():
         twin = in_loop(cand)
         assert blind_twin(twin) == cand and twin.key.startswith("smec+qat-") and twin.dim == 64
         assert sees_full_vectors(twin) and not sees_full_vectors(cand)  # the twin holds the head's map itself
+
+
+def test_every_candidate_is_fitted_once_across_budgets_and_chosen_as_alone(monkeypatch):
+    x = clustered(n=600, d=32, clusters=10)
+    training = budget_module.RankTraining(steps=3)
+    fits, real = [], budget_module.fit_candidate
+
+    def spy(cand, *args, **kwargs):
+        fits.append((cand.key, kwargs.get("start") is not None))
+        return real(cand, *args, **kwargs)
+
+    monkeypatch.setattr(budget_module, "fit_candidate", spy)
+    both = budget_module.choose_budgets(x, (8, 16), training=training)
+    keys = [k for k, _ in fits]
+    assert len(keys) == len(set(keys))  # int8 / sign bits / RaBitQ at 32 d fit both budgets: measured once
+    assert set(both[8].recall) & set(both[16].recall)  # ... and reported at each
+    assert ("rank-opq 32 d m=8", True) in fits  # started from the OPQ candidate as fitted
+    for budget in (8, 16):
+        alone = choose(x, budget, training=training)
+        assert alone.candidate == both[budget].candidate and alone.recall == both[budget].recall

@@ -134,3 +134,19 @@ def test_an_in_loop_codec_needs_the_heads_map(docs):
     with pytest.raises(SmecError, match="takes no training"):
         make_codec("int8", training=RankTraining())
     assert isinstance(make_codec("qat-binary"), QATSign)
+
+
+@pytest.mark.parametrize("name,blind", [("qat-int8", "int8"), ("qat-int4", "int4"), ("qat-opq", "opq")])
+def test_started_from_the_fitted_blind_codec_it_trains_as_if_it_had_fitted_it_and_leaves_it_alone(docs, init,
+                                                                                                    name, blind):
+    training = RankTraining(steps=5, lr=1e-3, pool=300)
+    plain = make_codec(blind, m=8 if blind == "opq" else None).fit(_mapped(docs, init))
+    before = plain.state()
+    started = _codec(name, training).fit(docs, init=init, start=plain)
+    fitted = _codec(name, training).fit(docs, init=init)
+    assert started.state() == fitted.state()
+    assert plain.state() == before  # copied, never changed: the choice may still keep the blind codec
+    wrong = {"int8": ("int4", None), "int4": ("int8", None), "opq": ("opq", 4)}[blind]  # another type, or m
+    other = make_codec(wrong[0], m=wrong[1]).fit(_mapped(docs, init))
+    with pytest.raises(SmecError, match="starts from a fitted"):
+        _codec(name, training).fit(docs, init=init, start=other)

@@ -89,3 +89,26 @@ def test_bad_training_parameters_are_refused():
     with pytest.raises(SmecError, match="pool=1"):
         RankTraining(pool=1)
     assert make_codec("rank-opq", m=16).m == 16
+
+
+def test_started_from_a_fitted_opq_it_trains_as_if_it_had_fitted_it(docs):
+    training = RankTraining(steps=5, lr=1e-3, pool=400)
+    opq = OPQ(8, niter=3).fit(docs)
+    before = opq.state()
+    assert RankOPQ(8, niter=3, training=training).fit(docs, start=opq).state() == \
+        RankOPQ(8, niter=3, training=training).fit(docs).state()
+    assert opq.state() == before
+    with pytest.raises(SmecError, match="m=4"):
+        RankOPQ(4, training=training).fit(docs, start=opq)
+
+
+def test_each_sub_vector_is_assigned_its_nearest_centroid_and_decoded_to_it(rng):
+    from smec_compress.codecs.rank_pq import _assign, _decode
+
+    m, dsub = 4, 6
+    y, codebooks = rng.standard_normal((300, m * dsub)).astype(np.float32), rng.standard_normal((m, 256, dsub)).astype(np.float32)
+    codes = _assign(torch.from_numpy(y), torch.from_numpy(codebooks)).numpy()
+    sub = y.reshape(300, m, 1, dsub)
+    assert np.array_equal(codes, ((sub - codebooks[None]) ** 2).sum(-1).argmin(-1))
+    decoded = _decode(torch.from_numpy(codes), torch.from_numpy(codebooks)).numpy()
+    assert np.array_equal(decoded, codebooks[np.arange(m), codes].reshape(300, -1))
