@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from collections import defaultdict
@@ -34,8 +35,8 @@ STEM = "codec_time"
 
 
 def family(key: str) -> str:
-    """A candidate's codec without its dims: the rows of the per-family table."""
-    return key.split(" ")[0].removeprefix("smec+")
+    """A candidate's codec without its dims, bits or rotation: the columns of the per-family table."""
+    return re.sub(r"-unrotated|-\dbit", "", key.split(" ")[0].removeprefix("smec+"))
 
 
 def run(name: str, args) -> dict:
@@ -44,7 +45,7 @@ def run(name: str, args) -> dict:
     from smec_compress import SMEC
     from smec_compress.model.budgets import fit_budgets
 
-    data = load_evalset(SHARED / "data" / name, split="test", model=None, cache_dir=default_cache_dir())
+    data = load_evalset(SHARED / "data" / name, qrels_path=None, split="test", model=None, cache_dir=default_cache_dir())
     X = data.corpus.vectors
     start = time.perf_counter()
     head = SMEC(seed=args.seed).fit(X, threads=args.threads)
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", type=int, default=[16, 32, 48, 64])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the saved .json")
     args = parser.parse_args()
     import faiss
 
@@ -108,10 +110,13 @@ def main() -> None:
     results = {"command": "python bench/codec_time.py " + " ".join(sys.argv[1:]), "threads": args.threads,
                "budgets": args.budgets, "cells": earlier.get("cells", {}) if same else {},  # other datasets' rows stay
                "machine": {"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat()}}
-    for name in args.datasets:
+    if args.render_only:
+        results = earlier
+    for name in [] if args.render_only else args.datasets:
         results["cells"][name] = run(name, args)
         save_results(STEM, results, render)
         print(render(results), flush=True)
+    save_results(STEM, results, render)
 
 
 if __name__ == "__main__":
