@@ -5,7 +5,8 @@ wins changes with the data (on SciFact OPQ leads at 16 bytes; on a held-out coll
 sign bits lead by 3 points). ``choose`` measures every candidate that fits the budget on the corpus
 itself: some corpus rows are held back as queries, each candidate is fitted on the other rows, and
 the criterion is recall@k of the held-back rows' full-dim top-k (the ranking every codec is meant
-to keep). Evaluation labels are never read.
+to keep). Evaluation labels are never read. ``choose_budgets`` does it for several budgets at
+once, fitting each candidate once however many budgets it fits.
 """
 
 from __future__ import annotations
