@@ -273,6 +273,9 @@ def choose_budgets(X: np.ndarray, budgets: Sequence[int], *, reducer: str | None
                 tried += [in_loop(c) for c in best_per_family(pool, recall)]
         best = max(tried, key=lambda c: recall[c.key])  # ties: the earlier candidate
         out[budget] = Choice(budget, best, recall, measured[best.key][1], with_queries=len(probes) > 1)
+        for cand in tried:  # an ``m`` is tied to its budget: those codecs fit no other one, so free the losers'
+            if cand.m is not None and cand != best:  # tables (an OPQ rotation at 4,096 d is 64 MiB)
+                measured[cand.key] = (measured[cand.key][0], None)
     return out
 
 
