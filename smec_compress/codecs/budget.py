@@ -264,13 +264,17 @@ def choose_budgets(X: np.ndarray, budgets: Sequence[int], *, reducer: str | None
             raise SmecError(f"no codec can store these vectors in {budget} bytes from {len(train)} training rows "
                             f"(OPQ needs {KSUB})")
         recall: dict[str, float] = {}
-        tried = list(pool)
-        for i, cand in enumerate(tried):  # the in-loop twins join once the pool is measured
-            recall[cand.key] = measure(cand)
-            if on_candidate:
-                on_candidate(budget, cand, recall[cand.key])
-            if i == len(pool) - 1 and learned and can_train_in_loop(fitted):
-                tried += [in_loop(c) for c in best_per_family(pool, recall)]
+
+        def record(cands: list[Candidate]) -> None:
+            for cand in cands:
+                recall[cand.key] = measure(cand)
+                if on_candidate:
+                    on_candidate(budget, cand, recall[cand.key])
+
+        record(pool)
+        twins = [in_loop(c) for c in best_per_family(pool, recall)] if learned and can_train_in_loop(fitted) else []
+        record(twins)  # the in-loop twins of the best blind candidates, once the pool is measured
+        tried = pool + twins
         best = max(tried, key=lambda c: recall[c.key])  # ties: the earlier candidate
         out[budget] = Choice(budget, best, recall, measured[best.key][1], with_queries=len(probes) > 1)
         for cand in tried:  # an ``m`` is tied to its budget: those codecs fit no other one, so free the losers'

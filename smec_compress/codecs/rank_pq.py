@@ -79,7 +79,7 @@ class RankOPQ(OPQ):
 
     def fit(self, X: np.ndarray, queries: np.ndarray | None = None, start: OPQ | None = None) -> "RankOPQ":
         """OPQ on ``X`` (or ``start``, an ``OPQ`` at the same ``m`` already fitted on ``X``: its
-        tables are copied, never changed), then rank distillation anchored on ``queries``
+        tables are read, never changed), then rank distillation anchored on ``queries``
         (unlabelled) or on ``X``."""
         if start is None:
             super().fit(X)
