@@ -5,8 +5,8 @@
 
 Per dataset (MiniLM through the embedding cache), in one process and one after the other so the
 same machine load falls on both: a default ``SMEC(seed=...).fit(corpus)`` without budgets, then
-the codec phase ``fit(corpus, budgets=...)`` adds on that same head (``model.budgets.fit_budgets``,
-what ``SMEC.fit`` runs after the float training), timed per candidate. Run it alone: two heavy
+the codec phase ``fit(corpus, budgets=...)`` adds on that same head (``SMEC.fit_codecs``, what
+``SMEC.fit`` runs after the float training), timed per candidate. Run it alone: two heavy
 jobs on two cores double both clocks. Results: bench/results/codec_time.{json,md}.
 """
 
@@ -40,10 +40,7 @@ def family(key: str) -> str:
 
 
 def run(name: str, args) -> dict:
-    import torch
-
     from smec_compress import SMEC
-    from smec_compress.model.budgets import fit_budgets
 
     data = load_evalset(SHARED / "data" / name, qrels_path=None, split="test", model=None, cache_dir=default_cache_dir())
     X = data.corpus.vectors
@@ -59,14 +56,10 @@ def run(name: str, args) -> dict:
         seconds[family(cand.key)] += took
         print(f"{name} {budget:3d} B {cand.key:40s} {recall:.3f} {took:.1f}s", flush=True)
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(args.threads)  # as SMEC.fit's codec phase runs
-    try:
-        start = last[0] = time.perf_counter()
-        codecs = fit_budgets(head, X, args.budgets, seed=args.seed, on_candidate=timed)
-        codec_s = time.perf_counter() - start
-    finally:
-        torch.set_num_threads(previous)
+    start = last[0] = time.perf_counter()
+    head.fit_codecs(X, args.budgets, threads=args.threads, codec_progress=timed)  # as fit(..., budgets=) runs it
+    codec_s = time.perf_counter() - start
+    codecs = head.codecs_
     return {"rows": len(X), "dim": X.shape[1], "fit_seconds": fit_s, "codec_seconds": codec_s,
             "by_family": dict(seconds), "chosen": {str(b): bc.candidate.key for b, bc in codecs.items()}}
 

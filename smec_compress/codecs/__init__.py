@@ -26,7 +26,8 @@ FAISS would serve them from:
 - ``PQ``: product quantisation with ``m`` sub-quantisers of 256 centroids (``IndexPQ``), asymmetric
   inner product: ``m`` bytes.
 - ``OPQ``: PQ after a learned rotation (``OPQMatrix`` + ``IndexPQ``): ``m`` bytes; the rotation is
-  a float matrix stored once per index, not per vector.
+  a float matrix stored once per index, not per vector. ``trainer="torch"`` fits the same
+  algorithm on torch kernels (``opq_fit``, what the byte-budget choice uses).
 """
 
 from __future__ import annotations
@@ -54,13 +55,16 @@ CODECS: dict[str, type] = {"int8": Int8, "int4": Int4, "binary": Binary, "binary
 NEEDS_M = frozenset({"pq", "opq", "rank-opq", "csr", "qat-opq"})  # csr: m = its non-zeros per vector (4 bytes each)
 TAKES_BITS = frozenset({"rabitq", "rabitq-unrotated"})
 TRAINED = frozenset({"rank-opq", "qat-int8", "qat-int4", "qat-opq", "qat-binary"})  # take a RankTraining
+OPQ_TRAINED = frozenset({"opq", "rank-opq", "qat-opq"})  # fit (or start from) OPQ: take its ``trainer``
 SEEDED = NEEDS_M | TAKES_BITS | TRAINED
 
 
-def make_codec(name: str, *, m: int | None = None, bits: int | None = None, seed: int = 0, training=None) -> Codec:
+def make_codec(name: str, *, m: int | None = None, bits: int | None = None, seed: int = 0, training=None,
+               trainer: str | None = None) -> Codec:
     """A codec by name (a key of ``CODECS``); PQ and OPQ need ``m`` (bytes per vector), CSR ``m``
     non-zeros, RaBitQ takes ``bits`` per dimension, the rank-trained ones a ``distil.RankTraining``
-    (its defaults when None). A parameter the codec does not take is an error, not ignored."""
+    (its defaults when None), the OPQ family an OPQ ``trainer`` ("faiss" when None; ``pq.OPQ``).
+    A parameter the codec does not take is an error, not ignored."""
     if name not in CODECS:
         raise SmecError(f"unknown codec {name!r}; choose {', '.join(CODECS)}")
     if m is not None and name not in NEEDS_M:
@@ -69,7 +73,11 @@ def make_codec(name: str, *, m: int | None = None, bits: int | None = None, seed
         raise SmecError(f"{name} takes no bits (only {', '.join(sorted(TAKES_BITS))} do)")
     if training is not None and name not in TRAINED:
         raise SmecError(f"{name} takes no training (only {', '.join(sorted(TRAINED))} do)")
+    if trainer is not None and name not in OPQ_TRAINED:
+        raise SmecError(f"{name} takes no OPQ trainer (only {', '.join(sorted(OPQ_TRAINED))} do)")
     kwargs = {"training": training} if name in TRAINED else {}
+    if trainer is not None:
+        kwargs["trainer"] = trainer
     if name in SEEDED:
         kwargs["seed"] = seed
     if name in NEEDS_M:

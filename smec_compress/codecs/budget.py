@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import SmecError
 from ..normalize import l2_normalize
 from ..validation import check_int
+from . import OPQ_TRAINED
 from .rabitq import BITS as RABITQ_BITS
 from .rabitq import code_size
 from .base import exact_search
@@ -75,7 +76,7 @@ def _on_vectors(dims: Sequence[int], budget: int, reducer: str | None) -> list[C
     return out
 
 
-PQ_FAMILY = frozenset({"opq", "rank-opq", "qat-opq"})
+OPQ_TRAINER = "torch"  # the choice fits OPQ at every budget and several dims: on torch kernels (pq.OPQ)
 # Quantisation in the loop (qat.py): each blind quantiser on a head's dims, and its in-loop twin.
 IN_LOOP = {"int8": "qat-int8", "int4": "qat-int4", "binary-rerank": "qat-binary", "opq": "qat-opq"}
 MAPPED = frozenset(IN_LOOP.values())  # they hold the head's map themselves and take full-dim rows
@@ -128,7 +129,7 @@ def candidates(input_dim: int, budget: int, *, reducer: str | None = None, dims:
         reduced = _on_vectors(sorted(d for d in dims if d < input_dim), budget, reducer)
         out += [c for c in reduced if (c.codec, c.bits) not in whole or c.codec == "opq"]
     if rows is not None and rows < KSUB:
-        out = [c for c in out if c.codec not in PQ_FAMILY]
+        out = [c for c in out if c.codec not in OPQ_TRAINED]
     return out
 
 
@@ -181,9 +182,10 @@ def fit_candidate(cand: Candidate, X: np.ndarray, reducer: Reducer | None, *, se
     ``start``, its ``starts_from`` candidate already fitted on ``X`` (fitted here when None)."""
     from . import TRAINED, make_codec
 
+    trainer = OPQ_TRAINER if cand.codec in OPQ_TRAINED else None
     if cand.codec not in TRAINED:
-        return make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed).fit(view(cand, X, reducer))
-    codec = make_codec(cand.codec, m=cand.m, seed=seed, training=training)
+        return make_codec(cand.codec, m=cand.m, bits=cand.bits, seed=seed, trainer=trainer).fit(view(cand, X, reducer))
+    codec = make_codec(cand.codec, m=cand.m, seed=seed, training=training, trainer=trainer)
     anchors = None if queries is None else view(cand, queries, reducer)
     kwargs = {} if start is None else {"start": start}
     if cand.codec in MAPPED:

@@ -145,8 +145,9 @@ class QATOPQ(_InLoop, FaissCodec):
 
     name = "qat-opq"
 
-    def __init__(self, m: int, *, seed: int = 0, training: RankTraining | None = None) -> None:
+    def __init__(self, m: int, *, seed: int = 0, trainer: str = "faiss", training: RankTraining | None = None) -> None:
         self.m = m
+        self.trainer = trainer  # of the blind OPQ it starts from when given no ``start``
         self._setup(seed, training)
 
     def fit(self, X: np.ndarray, *, init=None, queries: np.ndarray | None = None, start=None) -> "QATOPQ":
@@ -154,7 +155,7 @@ class QATOPQ(_InLoop, FaissCodec):
         import torch
 
         W, b = _map_params(init)
-        blind = _blind_index(OPQ(self.m, seed=self.seed), X, init, start)
+        blind = _blind_index(OPQ(self.m, seed=self.seed, trainer=self.trainer), X, init, start)
         opq = faiss.downcast_VectorTransform(blind.chain.at(0))
         pq = faiss.downcast_index(blind.index)
         R = torch.nn.Parameter(torch.from_numpy(faiss.vector_to_array(opq.A).reshape(opq.d_out, opq.d_in)))

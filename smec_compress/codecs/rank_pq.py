@@ -21,7 +21,6 @@ import faiss
 import numpy as np
 
 from ..errors import SmecError
-from .base import f32
 from .distil import RankTraining, distil
 from .pq import OPQ
 
@@ -73,8 +72,9 @@ class RankOPQ(OPQ):
 
     name = "rank-opq"
 
-    def __init__(self, m: int, *, seed: int = 0, niter: int = 20, training: RankTraining | None = None) -> None:
-        super().__init__(m, seed=seed, niter=niter)
+    def __init__(self, m: int, *, seed: int = 0, niter: int = 20, trainer: str = "faiss",
+                 training: RankTraining | None = None) -> None:
+        super().__init__(m, seed=seed, niter=niter, trainer=trainer)
         self.training = training or RankTraining()
 
     def fit(self, X: np.ndarray, queries: np.ndarray | None = None, start: OPQ | None = None) -> "RankOPQ":
@@ -82,7 +82,7 @@ class RankOPQ(OPQ):
         tables are read, never changed), then rank distillation anchored on ``queries``
         (unlabelled) or on ``X``."""
         if start is None:
-            super().fit(X)
+            super().fit(X)  # OPQ, by ``trainer``
         else:
             self._check(X.shape[1])
             if start.m != self.m or start.input_dim_ != X.shape[1]:
@@ -95,14 +95,3 @@ class RankOPQ(OPQ):
         rotation, codebooks = finetune(X, rotation, codebooks, self.training, seed=self.seed, queries=queries)
         self.index_ = self._trained_index(rotation, codebooks)
         return self
-
-    def _trained_index(self, rotation: np.ndarray, codebooks: np.ndarray) -> faiss.Index:
-        """A plain FAISS index holding the tables: what ``index`` would save and a server load."""
-        d_out, d_in = rotation.shape
-        self._transform = faiss.LinearTransform(d_in, d_out, False)  # kept: the pre-transform does not own it
-        faiss.copy_array_to_vector(f32(rotation).ravel(), self._transform.A)
-        self._transform.is_trained = True
-        self._pq_index = self._pq(d_out)
-        faiss.copy_array_to_vector(f32(codebooks).ravel(), self._pq_index.pq.centroids)
-        self._pq_index.is_trained = True
-        return faiss.IndexPreTransform(self._transform, self._pq_index)
