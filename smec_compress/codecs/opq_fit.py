@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from .base import f32
+from .pq import KSUB
 
 MAX_ROWS = 65_536  # as OPQMatrix (max_train_points) and FAISS' k-means (256 points a centroid)
-KSUB = 256
 
 
 def lloyd(y, codebooks, iterations: int, gen):

@@ -25,9 +25,12 @@ class PQ(FaissCodec):
             raise SmecError(f"{self.name}: m={self.m} must divide the vector dim {dim}")
 
     def fit(self, X) -> "PQ":
-        if len(X) < KSUB:
-            raise SmecError(f"{self.name} trains {KSUB} centroids per sub-quantiser and needs at least {KSUB} rows; got {len(X)}")
+        self._check_rows(len(X))
         return super().fit(X)
+
+    def _check_rows(self, n: int) -> None:
+        if n < KSUB:
+            raise SmecError(f"{self.name} trains {KSUB} centroids per sub-quantiser and needs at least {KSUB} rows; got {n}")
 
     def _pq(self, dim: int) -> faiss.IndexPQ:
         index = faiss.IndexPQ(dim, self.m, KSUB.bit_length() - 1, faiss.METRIC_INNER_PRODUCT)
@@ -49,8 +52,9 @@ class OPQ(PQ):
     cores OPQ at 48 bytes takes minutes at 50 and nDCG@10 on SciFact moves by < 0.01.
     ``trainer="faiss"`` fits with FAISS' ``OPQMatrix`` (the yardstick users know);
     ``"torch"`` runs the same algorithm on torch kernels (``opq_fit``: 1.5-3x faster, neighbour
-    recall within -0.012..+0.016 of FAISS' on the shared sets, bench/opq_trainers.py), which the byte-budget choice uses. Both serve the same kind of
-    FAISS index: a rotation in front of an ``IndexPQ``.
+    recall within -0.012..+0.016 of FAISS' on the shared sets, bench/opq_trainers.py), which the
+    byte-budget choice uses. Both serve the same kind of FAISS index: a rotation in front of an
+    ``IndexPQ``.
     """
 
     name = "opq"
@@ -69,8 +73,7 @@ class OPQ(PQ):
 
         X = f32(X)
         self._check(X.shape[1])
-        if len(X) < KSUB:
-            raise SmecError(f"{self.name} trains {KSUB} centroids per sub-quantiser and needs at least {KSUB} rows; got {len(X)}")
+        self._check_rows(len(X))
         self.index_ = self._trained_index(*train_opq(X, self.m, niter=self.niter, seed=self.seed))
         self.input_dim_, self.code_size_ = X.shape[1], self.m
         return self
