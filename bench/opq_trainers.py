@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from results_file import save_results  # noqa: E402
 from smec_compress.codecs import OPQ  # noqa: E402
 from smec_compress.codecs.base import exact_search  # noqa: E402
-from smec_compress.codecs.budget import HELD_BACK, neighbour_recall, training_rows  # noqa: E402
+from smec_compress.codecs.budget import neighbour_recall, split_held_back  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
 from smec_compress.evaluation.evalset import load_evalset  # noqa: E402
 from smec_compress.normalize import l2_normalize  # noqa: E402
@@ -38,16 +38,9 @@ STEM = "opq_trainers"
 TRAINERS = ("faiss", "torch")
 
 
-def split(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Held-back and training rows, as ``choose_budgets`` splits them at seed 0."""
-    order = np.random.default_rng(0).permutation(len(X))
-    n_held = len(X) - training_rows(len(X), HELD_BACK)
-    return X[order[:n_held]], X[order[n_held:]]
-
-
 def run(name: str, args) -> list[dict]:
     data = load_evalset(SHARED / "data" / name, qrels_path=None, split="test", model=None, cache_dir=default_cache_dir())
-    held, train = split(l2_normalize(np.array(data.corpus.vectors, dtype=np.float32)))
+    held, train = split_held_back(l2_normalize(np.array(data.corpus.vectors, dtype=np.float32)))  # as the choice
     truth = exact_search(train, held, 10)[1]
     rows = []
     for m in args.bytes:

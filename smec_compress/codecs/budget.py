@@ -103,6 +103,13 @@ def training_rows(n: int, held_back: int = HELD_BACK) -> int:
     return n - max(2, min(held_back, n // 10))
 
 
+def split_held_back(X: np.ndarray, *, held_back: int = HELD_BACK, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The criterion's probes and the rows the candidates are fitted on (``training_rows``), at random by ``seed``."""
+    order = np.random.default_rng(seed).permutation(len(X))
+    n_held = len(X) - training_rows(len(X), held_back)
+    return X[order[:n_held]], X[order[n_held:]]
+
+
 def candidates(input_dim: int, budget: int, *, reducer: str | None = None, dims: Sequence[int] = (),
                learned: bool = True, rows: int | None = None) -> list[Candidate]:
     """Every codec that fits ``budget`` bytes a vector, on the full vectors and on ``reducer``'s
@@ -234,9 +241,7 @@ def choose_budgets(X: np.ndarray, budgets: Sequence[int], *, reducer: str | None
         raise SmecError("reducer and fit_reducer go together")
     X = l2_normalize(np.array(X, dtype=np.float32))  # the truth is the cosine ranking, as the head's
     queries = None if queries is None else l2_normalize(np.array(queries, dtype=np.float32))
-    order = np.random.default_rng(seed).permutation(len(X))
-    n_held = len(X) - training_rows(len(X), held_back)
-    held, train = X[order[:n_held]], X[order[n_held:]]
+    held, train = split_held_back(X, held_back=held_back, seed=seed)
     k = min(k, len(train))
     probes = [held]
     anchors = None

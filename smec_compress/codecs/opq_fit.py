@@ -2,15 +2,16 @@
 
 The byte-budget choice fits OPQ at every budget on the full vectors and on several head dims,
 and FAISS' OPQ spent a third of that phase in its k-means (SciFact, 4,183 rows, 384 d, m = 32:
-11 s of 12 for a fit). This is the same non-parametric OPQ (Ge et al. 2013), step for step as ``OPQMatrix``
-runs it: a random orthogonal start, ``niter`` alternations of a PQ fit on the rotated rows
-(k-means warm-started from the last alternation: ``niter_pq_0`` Lloyd iterations the first time,
-``niter_pq`` after) and the orthogonal Procrustes rotation that best maps the rows onto their
-decoded codes, on at most ``MAX_ROWS`` rows, then the codebooks refined on the final rotation.
-Each Lloyd iteration is one matmul and a min per sub-quantiser (``rank_pq._assign``) and one
-scatter-add. ``bench/opq_trainers.py`` measures both trainers by the choice's own criterion on
-the three shared sets (within -0.012..+0.016 of FAISS' recall, +0.001 on average over 12 cells). The tables go into the same FAISS index types, so what is served and
-exported does not change.
+11 s of 12 for a fit). This is the same non-parametric OPQ (Ge et al. 2013), step for step as
+``OPQMatrix`` runs it: a random orthogonal start, ``niter`` alternations of a PQ fit on the
+rotated rows (k-means warm-started from the last alternation: ``niter_pq_0`` Lloyd iterations
+the first time, ``niter_pq`` after) and the orthogonal Procrustes rotation that best maps the
+rows onto their decoded codes, on at most ``MAX_ROWS`` rows, then the codebooks refined on the
+final rotation. Each Lloyd iteration is one matmul and a min per sub-quantiser
+(``rank_pq._assign``) and one scatter-add. ``bench/opq_trainers.py`` measures both trainers by
+the choice's own criterion on the three shared sets (within -0.012..+0.016 of FAISS' recall,
++0.001 on average over 12 cells). The tables go into the same FAISS index types, so what is
+served and exported does not change.
 """
 
 from __future__ import annotations

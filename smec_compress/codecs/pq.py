@@ -75,7 +75,7 @@ class OPQ(PQ):
         self._check(X.shape[1])
         self._check_rows(len(X))
         self.index_ = self._trained_index(*train_opq(X, self.m, niter=self.niter, seed=self.seed))
-        self.input_dim_, self.code_size_ = X.shape[1], self.m
+        self.input_dim_, self.code_size_ = X.shape[1], int(self.index_.sa_code_size())
         return self
 
     def _make_index(self, dim: int) -> faiss.Index:

@@ -51,7 +51,7 @@ def test_lloyd_never_raises_distortion_and_restarts_empty_centroids():
     for _ in range(4):
         start = lloyd(y, start, 1, gen)
         errors.append(float(((_decode(_assign(y, start), start) - y) ** 2).sum()))
-        assert torch.isfinite(start).all()
+        assert torch.isfinite(start).all() and (start.abs().sum(-1) > 0).all()  # an empty centroid would be 0
     assert all(b <= a + 1e-5 for a, b in zip(errors, errors[1:]))
 
 
