@@ -170,7 +170,7 @@ def test_a_stopped_embed_leaves_no_output_and_no_temporary(tmp_path, sig, code):
         assert time.monotonic() < deadline, "embed never started writing"
         time.sleep(0.1)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=180)  # the handler runs once the model call in flight returns: slow when other jobs share the cores
     assert proc.returncode == code, err
     if sig == signal.SIGTERM:  # Ctrl-C is click's to report: it exits 130 quietly
         assert "no partial output was kept" in err
