@@ -15,8 +15,9 @@ queries, one per request, over one keep-alive connection:
   server's anonymous memory (``RssAnon``) afterwards against the full vectors' N x D x 4 bytes: the
   full vectors are memory-mapped files, so RAM holds the indexes only;
 * in-process again with the process asleep 0.2 ms before each call (not timed): a server idles
-  between requests, and on this machine FAISS' scan then runs slower than back to back (caches
-  and the idle core cool down), so this row separates that from what the HTTP code adds;
+  between requests, and on this machine FAISS' scan then runs slower than back to back (cold
+  caches or a core waking from idle: not pinned down), so this row separates that from what the
+  HTTP code adds;
 * ``/compress`` at batch 1,024 (``.npy`` in and out, and JSON) against ``head.transform``.
 
 Two-stage search on SciFact (all-MiniLM-L6-v2 from the embedding cache; a default SMEC head fitted
