@@ -76,7 +76,7 @@ def free_port():
 
 
 ROUNDS = 5  # in-process and HTTP measured in turns, so drift on a shared machine hits both alike
-IDLE_S = 0.0002  # "in-process, idle": the same calls with the process asleep this long before each one
+IDLE_WAY, IDLE_S = "in-process, idle", 0.0002  # the in-process calls with the process asleep this long before each
 
 
 def latencies(calls, idle: float = 0.0) -> list[float]:
@@ -242,7 +242,7 @@ def overhead(n: int, head, head_dir: Path, n_queries: int, work: Path) -> dict:
         rescored = [lean.encode(f"/search?dim={DIM}&rescore={RESCORE}", b) for b in bodies]
         ways = {
             "in-process": [lambda q=q: store.search(q[None], DIM, K) for q in queries],
-            "in-process, idle": [lambda q=q: store.search(q[None], DIM, K) for q in queries],
+            IDLE_WAY: [lambda q=q: store.search(q[None], DIM, K) for q in queries],
             "HTTP": [lambda r=r: lean.send(r) for r in plain],
             "HTTP, pool": [lambda r=r: lean_pool.send(r) for r in plain],
             "http.client": [lambda b=b: post(conn, f"/search?dim={DIM}", b, "application/json") for b in bodies],
@@ -255,7 +255,7 @@ def overhead(n: int, head, head_dir: Path, n_queries: int, work: Path) -> dict:
         rounds = {name: [] for name in ways}
         for r in range(ROUNDS):
             for name, calls in ways.items():
-                rounds[name].append(latencies(calls[r * per : (r + 1) * per], IDLE_S if name == "in-process, idle" else 0.0))
+                rounds[name].append(latencies(calls[r * per : (r + 1) * per], IDLE_S if name == IDLE_WAY else 0.0))
         memory = memory_of(server.proc.pid)
 
         reps = 50
@@ -285,7 +285,7 @@ def overhead(n: int, head, head_dir: Path, n_queries: int, work: Path) -> dict:
         "search": {name: summary(r) for name, r in rounds.items()},
         "search_ratio": ratio(rounds, "HTTP", "in-process"), "search_ratio_pool": ratio(rounds, "HTTP, pool", "in-process"),
         "search_ratio_stdlib": ratio(rounds, "http.client", "in-process"),
-        "search_ratio_idle": ratio(rounds, "HTTP", "in-process, idle"),
+        "search_ratio_idle": ratio(rounds, "HTTP", IDLE_WAY),
         "rescore_ratio": ratio(rounds, "rescore HTTP", "rescore in-process"),
         "server_memory": memory, "full_vectors_bytes": n * D * 4,
         "compress_in_process_vps": inproc_compress, "compress_http_npy_vps": http_npy,
@@ -356,7 +356,7 @@ def render(info: dict, rows: list[dict], scifact: dict | None) -> str:
     for r in rows:
         w = r["search"]
         a, h = w["in-process"], w["HTTP"]
-        i = w.get("in-process, idle")  # results from before this row existed have none
+        i = w.get(IDLE_WAY)  # results from before this row existed have none
         idle = f"{i['qps']:.0f} ({r['search_ratio_idle']:.0%})" if i else "-"
         lines.append(
             f"| {r['documents']:,} | {a['qps']:.0f} ({a['p50_ms']:.2f} / {a['p99_ms']:.2f}) | {h['qps']:.0f} ({h['p50_ms']:.2f} / "
