@@ -182,7 +182,7 @@ def main() -> None:
         for name, change in ((f"ADS {'off' if default.ads else 'on'}", {"ads": not default.ads}),
                              ("no S-XBM (in-batch candidates)", {"memory": False}),
                              *([("no residual path (pure chain)", {"residual": False}),
-                                ("with L(dim_{i-1}) term", {"prev_dim_weight": 1.0})] if args.all_ablations else []),
+                                ("sequential SMRL with L(dim_{i-1}) term", {"sequential": True, "epochs_per_stage": 20, "prev_dim_weight": 1.0})] if args.all_ablations else []),
                              (f"{'sequential SMRL' if not default.sequential else 'joint (nested)'} training, 20 epochs",
                               {"sequential": not default.sequential, "epochs_per_stage": 20})):
             jobs += [(name, "smec", {**chain, **change}, s) for s in ab]

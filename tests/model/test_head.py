@@ -80,6 +80,7 @@ def test_unknown_dim_lists_trained_dims(head, X):
     (dict(dims=(8,), batch_size=1), "batch_size=1"),
     (dict(dims=(8,), lr=-1.0), "lr=-1.0"),
     (dict(dims=(8,), epochs_per_stage=0), "epochs_per_stage=0"),
+    (dict(dims=(8,), prev_dim_weight=1.0), "prev_dim_weight=1.0 .* sequential=True"),
 ])
 def test_bad_config_raises(X, kwargs, match):
     with pytest.raises(SmecError, match=match):
