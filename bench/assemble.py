@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-ORDER = ["smec_quality", "fit_speed", "quality", "matrix", "scarce_labels", "budgets", "codec_time", "opq_trainers", "budget_ivf", "rescore", "service", "dot_product", "io_memory", "formats", "scale", "fit_scale"]
+ORDER = ["smec_quality", "fit_speed", "defaults", "quality", "matrix", "scarce_labels", "budgets", "codec_time", "opq_trainers", "budget_ivf", "rescore", "service", "dot_product", "io_memory", "formats", "scale", "fit_scale"]
 
 HEADER = """# Benchmarks
 
