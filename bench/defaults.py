@@ -66,14 +66,20 @@ def evalset(name: str):
         from smec_compress.evaluation.evalset import heldout_queries, load_evalset
 
         ev = load_evalset(DATA / name, qrels_path=None, split="test", model=None, cache_dir=default_cache_dir())
-        train = DATA / name / "qrels" / "train.tsv"
-        unseen = heldout_queries(ev.qrels, read_qrels(train)) if train.is_file() else []
-        _SETS[name] = (ev, train if train.is_file() else None, unseen)
+        train = train_qrels(name)
+        _SETS[name] = (ev, train, heldout_queries(ev.qrels, read_qrels(train)) if train else [])
     return _SETS[name]
 
 
-def has_train(name: str) -> bool:
-    return (DATA / name / "qrels" / "train.tsv").is_file()
+def train_qrels(name: str) -> Path | None:
+    """The dataset's training qrels, or None (CISI has none: no supervised variant runs there)."""
+    path = DATA / name / "qrels" / "train.tsv"
+    return path if path.is_file() else None
+
+
+def baseline(variant: str) -> str:
+    """The default a variant is paired with: the supervised default for a supervised variant."""
+    return SUP_DEFAULT if VARIANTS[variant][0] else DEFAULT
 
 
 def run_job(job: tuple[str, str, int]) -> tuple[tuple[str, str, int], dict]:
@@ -111,7 +117,7 @@ def key(dataset: str, variant: str, seed: int) -> str:
 
 def deltas(cells: dict, dataset: str, variant: str, part: str = "all") -> dict[str, list[float]]:
     """Per dim, (variant - the matching default) for every seed both have on ``dataset``."""
-    base = DEFAULT if not VARIANTS[variant][0] else SUP_DEFAULT
+    base = baseline(variant)
     out: dict[str, list[float]] = {str(d): [] for d in DIMS}
     for k, cell in cells.items():
         ds, v, seed = k.split("|")
@@ -173,7 +179,7 @@ def render(results: dict) -> str:
              "single-seed differences of that size are noise.", ""]
     verdicts = []
     for variant, (supervised, _) in VARIANTS.items():
-        names = [d for d in DATASETS if not supervised or has_train(d)]
+        names = [d for d in DATASETS if not supervised or train_qrels(d)]
         if variant in (DEFAULT, SUP_DEFAULT):
             rows = []
             for ds in names:
@@ -215,9 +221,9 @@ def main() -> None:
         return save()
     results["machine"] = {"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat(),
                           "command": "python bench/defaults.py " + shlex.join(sys.argv[1:])}
-    wanted = list(dict.fromkeys([DEFAULT if not VARIANTS[v][0] else SUP_DEFAULT for v in args.variants] + args.variants))
+    wanted = list(dict.fromkeys([baseline(v) for v in args.variants] + args.variants))
     jobs = [(ds, v, s) for v in wanted for ds in args.datasets for s in args.seeds
-            if (not VARIANTS[v][0] or has_train(ds)) and key(ds, v, s) not in results["cells"]]
+            if (not VARIANTS[v][0] or train_qrels(ds)) and key(ds, v, s) not in results["cells"]]
     print(f"{len(jobs)} fits to run", flush=True)
     for ds in args.datasets:
         evalset(ds)  # embeds (once, cached) before the workers start
