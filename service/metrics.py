@@ -4,8 +4,10 @@ One pure-ASGI middleware times every request: ``http_requests_total{handler,meth
 ``http_request_duration_seconds{handler,method}`` (``handler`` is the route's path template, so
 ``/documents/{doc_id}`` is one label; ``none`` for unmatched paths), and
 ``smec_request_duration_seconds{route,dim}`` splits /search and /compress latency by the dim
-served (unknown dims are one "invalid" label, so clients cannot blow up the cardinality). A
-collector reports index sizes and storage at scrape time.
+served (unknown dims are one "invalid" label, so clients cannot blow up the cardinality), and
+``smec_search_duration_seconds{dim}`` the part of a /search spent in the store's search (the
+endpoint leaves it in the scope under ``SEARCH_SECONDS``): what is left of the request's latency
+is HTTP, parsing and JSON. A collector reports index sizes and storage at scrape time.
 
 Why not ``prometheus-fastapi-instrumentator``: it looked each request's route up again by
 matching every route (timed on the ASGI app alone: about a fifth of a small /search); the route
@@ -28,6 +30,7 @@ from .runtime import Runtime
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DIM_ROUTES = ("/search", "/compress")
 UNMATCHED = "none"
+SEARCH_SECONDS = "smec.search_seconds"  # scope key: seconds /search spent in Store.search (set by the endpoint)
 
 
 class IndexCollector:
@@ -64,6 +67,9 @@ class RequestMetrics:
                                   buckets=BUCKETS, registry=registry)
         self.by_dim = Histogram("smec_request_duration_seconds", "Latency of /search and /compress by dim", ["route", "dim"],
                                 buckets=BUCKETS, registry=registry)
+        self.search = Histogram("smec_search_duration_seconds", "Seconds of /search in the store's search (head, index, "
+                                "rescoring; the thread-pool hop where it runs there), by dim", ["dim"],
+                                buckets=BUCKETS, registry=registry)
         self._children: dict = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,7 +94,10 @@ class RequestMetrics:
         self._child(self.requests, handler, method, str(status)).inc()
         self._child(self.duration, handler, method).observe(elapsed)
         if handler in DIM_ROUTES:
-            self._child(self.by_dim, handler, self._dim_label(scope)).observe(elapsed)
+            dim = self._dim_label(scope)
+            self._child(self.by_dim, handler, dim).observe(elapsed)
+            if (searched := scope.get(SEARCH_SECONDS)) is not None:
+                self._child(self.search, dim).observe(searched)
 
     def _child(self, metric, *labels: str):
         """``metric.labels(*labels)``, kept: prometheus_client's lookup costs microseconds a call."""

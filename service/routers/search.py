@@ -12,6 +12,8 @@ the pool). Bigger ones go to the pool, so the loop keeps answering other request
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +22,7 @@ from smec_compress.errors import SmecError
 
 from ..bodies import json_response, read_rows, request_body_doc
 from ..deps import BEARER_SECURITY, DIM, read_access, resolve_dim
+from ..metrics import SEARCH_SECONDS
 from ..params import IntQuery, openapi_parameters, read_ints
 from ..schemas import ErrorResponse, SearchRequest, SearchResponse
 
@@ -74,10 +77,12 @@ async def search(request: Request) -> Response:
     if k > runtime.settings.max_k:
         raise SmecError(f"k={k} is above the limit of {runtime.settings.max_k} (SMEC_MAX_K)")
     rescore = resolve_rescore(runtime.settings, rescore, k)
+    start = time.perf_counter()
     if len(queries) * max(len(store), 1) <= runtime.settings.inline_search_scores:
         hits = store.search(queries, dim, k, rescore=rescore, budget=budget)
     else:
         hits = await run_in_threadpool(store.search, queries, dim, k, rescore=rescore, budget=budget)
+    request.scope[SEARCH_SECONDS] = time.perf_counter() - start  # metrics: smec_search_duration_seconds
     results = [[{"id": i, "score": s} for i, s in row] for row in hits]
     return json_response({"dim": dim, "budget": budget, "k": k, "rescore": rescore, "results": results})
 

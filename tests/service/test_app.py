@@ -312,6 +312,23 @@ def test_no_key_configured_means_open(client):
 
 
 # -------------------------------------------------------------------------------- metrics
+def _sample(text: str, name: str) -> float:
+    """The value of the Prometheus sample ``name`` (with its labels) in ``text``."""
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+def test_search_time_is_part_of_the_request_and_counts_searches_only(client):
+    add_docs(client, 7)
+    for _ in range(3):
+        client.post("/search?dim=16", json={"vector": GOOD})
+    assert client.post("/search?dim=16", json={"vector": GOOD[:3]}).status_code == 422  # refused: nothing searched
+    text = client.get("/metrics").text
+    searched = _sample(text, 'smec_search_duration_seconds_sum{dim="16"}')
+    assert _sample(text, 'smec_search_duration_seconds_count{dim="16"}') == 3
+    assert _sample(text, 'smec_request_duration_seconds_count{dim="16",route="/search"}') == 4
+    assert 0 < searched < _sample(text, 'smec_request_duration_seconds_sum{dim="16",route="/search"}')
+
+
 def test_metrics_have_latency_by_route_and_dim_and_index_sizes(client):
     add_docs(client, 7)
     client.post("/search?dim=16", json={"vector": GOOD})
@@ -321,6 +338,8 @@ def test_metrics_have_latency_by_route_and_dim_and_index_sizes(client):
     assert 'smec_request_duration_seconds_count{dim="16",route="/search"} 1.0' in text
     assert 'smec_request_duration_seconds_count{dim="32",route="/search"} 1.0' in text
     assert 'smec_request_duration_seconds_count{dim="invalid",route="/compress"} 1.0' in text
+    assert 'smec_search_duration_seconds_count{dim="16"} 1.0' in text
+    assert 'smec_search_duration_seconds_count{dim="32"} 1.0' in text
     assert 'smec_index_vectors{dim="16"} 7.0' in text and 'smec_documents 7.0' in text
     assert 'smec_index_memory_bytes{dim="32"}' in text
     assert f'smec_storage_bytes{{kind="full_vectors_disk_bytes"}} {7 * INPUT_DIM * 4}.0' in text
