@@ -29,16 +29,26 @@ class FitConfig:
     # 512 (half the steps): -0.003 on the mean over the 3 datasets and dims (3 seeds), better at 1 of 4
     # dims (NFCorpus -0.006 to -0.008 at every dim)
     batch_size: int = 256
+    # 3e-4: -0.007 on the mean (seed 0), worse at every dim. 3e-3: +0.004 on the mean over 3 seeds,
+    # better at every dim (NFCorpus +0.006 to +0.014 at every dim and seed; CISI -0.004 at 64 d): not
+    # the default yet, as every table in BENCHMARKS was measured at 1e-3 and the switch goes with
+    # their regeneration
     lr: float = 1e-3
-    temperature: float = 0.05  # softmax temperature of the rank-KL term
+    # softmax temperature of the rank-KL term; 0.02: -0.012 on the mean (seed 0), 0.1: -0.007
+    temperature: float = 0.05
     kl_weight: float = 1.0
-    sim_weight: float = 1.0  # mean |cos_full - cos_compressed|
+    # mean |cos_full - cos_compressed|; 0: +0.002 on the mean over 3 seeds, better at every dim but by
+    # 0.0006 at 64 d (NFCorpus +0.008 to +0.011 at 64 d, CISI -0.005): kept, as lr=3e-3 is, until
+    # measured together with it
+    sim_weight: float = 1.0
     # SMRL's L(dim_{i-1}) on the un-pruned output of the stage before, so sequential=True only (joint
     # training trains every stage at once: no earlier stage's output to keep); 1.0 measured worse there
     prev_dim_weight: float = 0.0
     memory: bool = True  # S-XBM; off (in-batch candidates only): -0.007 on the mean, worse at every dim
-    memory_size: int = 8192
-    hard_negatives: int = 1024  # memory neighbours per anchor for the unsupervised terms
+    memory_size: int = 8192  # 2048: -0.001 on the mean (seed 0), better at 1 of 4 dims
+    # memory neighbours per anchor for the unsupervised terms; 256: -0.0002 on the mean (seed 0),
+    # better at 2 of 4 dims
+    hard_negatives: int = 1024
     # True enables ADS: -0.001 on the mean over the 3 datasets, better at 16 d only (SciFact -0.015 at
     # 32 d), so the cheaper fit stays
     ads: bool = False
