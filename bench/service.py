@@ -267,15 +267,13 @@ def overhead(n: int, head, head_dir: Path, n_queries: int, work: Path) -> dict:
             latencies(calls[:20])
         per = len(queries) // ROUNDS
         rounds = {name: [] for name in ways}
-        served = {"HTTP": server.port, "rescore HTTP": server.port}  # scraped around their turns (untimed)
-        in_server = {name: [0.0, 0.0] for name in served}
+        in_server = {"HTTP": [0.0, 0.0], "rescore HTTP": [0.0, 0.0]}  # `server`'s metrics, scraped around their turns
         for r in range(ROUNDS):
             for name, calls in ways.items():
-                before = searched(served[name]) if name in served else None
+                before = searched(server.port) if name in in_server else None
                 rounds[name].append(latencies(calls[r * per : (r + 1) * per], IDLE_S if name == IDLE_WAY else 0.0))
                 if before is not None:
-                    after = searched(served[name])
-                    in_server[name] = [t + a - b for t, a, b in zip(in_server[name], after, before)]
+                    in_server[name] = [t + a - b for t, a, b in zip(in_server[name], searched(server.port), before)]
         memory = memory_of(server.proc.pid)
 
         reps = 50
@@ -303,7 +301,7 @@ def overhead(n: int, head, head_dir: Path, n_queries: int, work: Path) -> dict:
     return {
         "documents": n, "store_build_s": build_s, "server_ready_s": server.ready_s, "rounds": ROUNDS,
         "search": {name: summary(r) for name, r in rounds.items()},
-        "server_search_ms": {name: 1e3 * t / n for name, (t, n) in in_server.items() if n},
+        "server_search_ms": {name: 1e3 * seconds / count for name, (seconds, count) in in_server.items() if count},
         "search_ratio": ratio(rounds, "HTTP", "in-process"), "search_ratio_pool": ratio(rounds, "HTTP, pool", "in-process"),
         "search_ratio_stdlib": ratio(rounds, "http.client", "in-process"),
         "search_ratio_idle": ratio(rounds, "HTTP", IDLE_WAY),
