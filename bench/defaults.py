@@ -55,6 +55,7 @@ VARIANTS = {
     "lr=3e-4": (False, {"lr": 3e-4}),
     "lr=3e-3": (False, {"lr": 3e-3}),
     "sim_weight=0": (False, {"sim_weight": 0.0}),
+    "lr=3e-3, sim_weight=0": (False, {"lr": 3e-3, "sim_weight": 0.0}),
     "hard_negatives=256": (False, {"hard_negatives": 256}),
     "memory_size=2048": (False, {"memory_size": 2048}),
     SUP_DEFAULT: (True, {}),

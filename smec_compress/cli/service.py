@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import app
-from .common import out
+from .app import Terminated, app
+from .common import err, out
 
 
 @app.command()
@@ -18,11 +18,17 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Interface to bind (env SMEC_HOST) [default: 127.0.0.1]. Beyond loopback, writes need SMEC_API_KEY (or SMEC_ALLOW_ANONYMOUS_WRITES=true).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port to bind (env SMEC_PORT) [default: 8000].")] = None,
 ) -> None:
-    """Run the HTTP service (compress, search, documents); other settings come from SMEC_* env vars."""
+    """Run the HTTP service (compress, search, documents); other settings come from SMEC_* env vars.
+
+    SIGTERM or Ctrl-C stops it gracefully (requests in flight finish, a final snapshot is written):
+    a normal end, exit 0, not an interrupted command."""
     from service.app import serve as run_service
 
     given = {"head_dir": head_dir, "data_dir": data_dir, "host": host, "port": port}
-    run_service(**{k: v for k, v in given.items() if v is not None})
+    try:
+        run_service(**{k: v for k, v in given.items() if v is not None})
+    except (Terminated, KeyboardInterrupt):  # uvicorn re-raises the signal once it has shut down
+        err.print("server stopped; every acknowledged write is in its data directory")
 
 
 @app.command()

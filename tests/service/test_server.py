@@ -94,6 +94,8 @@ def test_acknowledged_writes_survive_kill_9(heads, request, tmp_path):
         proc.terminate()
         proc.wait(30)
     assert after == before
+    assert proc.returncode == 0, "a SIGTERM'd server stops normally"
+    assert "server stopped; every acknowledged write is in its data directory" in proc.stdout.read().decode()
     # SIGTERM is a graceful stop: the lifespan's final snapshot leaves an empty log behind
     assert [w.stat().st_size for w in (tmp_path / "data").glob("wal-*.log")] == [0]
 
