@@ -46,7 +46,10 @@ UNSUP = "unsupervised"
 # How a supervised fit treats its labels: "gated" (the default since model/gate.py: 20% of the labelled
 # queries held back decide per dim between the supervised and an unsupervised map) and "trusted" (0.1.0's
 # fit, supervised_validation=0: the labels at every dim). Cells saved before the gate existed are "trusted".
-MODES = {"gated": {}, "trusted": {"supervised_validation": 0.0}}
+# "gated on dev": the gate scores the dataset's dev qrels instead (fit's validation pairs; NFCorpus only,
+# the one with a dev split), and the supervised map trains on all the drawn labels.
+DEV = "gated on dev"
+MODES = {"gated": {}, "trusted": {"supervised_validation": 0.0}, DEV: {}}
 
 
 def subset_qrels(train: dict, fraction: float, seed: int, out: Path) -> tuple[Path, dict]:
@@ -87,12 +90,14 @@ def run_dataset(name: str, seeds: list[int], modes: list[str], fractions: list[f
     data = load_evalset(ROOT.parent / "shared" / "data" / name, qrels_path=None, split="test", model=None,
                         cache_dir=default_cache_dir())
     train = read_qrels(ROOT.parent / "shared" / "data" / name / "qrels" / "train.tsv")
+    dev_path = ROOT.parent / "shared" / "data" / name / "qrels" / "dev.tsv"
+    dev = training_pairs(data.corpus, data.queries, dev_path, kind="validation")[:2] if dev_path.is_file() else None
     fp = data.corpus.meta.fingerprint
     for seed in seeds:
         unsup = unsupervised_head(name, seed, data, threads)
         for fraction, mode in [(None, None)] + [(f, m) for f in fractions for m in modes]:
             key = f"{name}|{seed}|{UNSUP}" if fraction is None else f"{name}|{seed}|{fraction}|{mode}"
-            if key in results["cells"]:
+            if key in results["cells"] or (mode == DEV and dev is None):
                 continue
             if fraction is None:
                 cell = {"labelled_queries": 0, "pairs": 0, "scores": score(unsup, data, None)}
@@ -100,8 +105,9 @@ def run_dataset(name: str, seeds: list[int], modes: list[str], fractions: list[f
                 with tempfile.TemporaryDirectory() as tmp:
                     path, sub = subset_qrels(train, fraction, seed, Path(tmp) / "train.tsv")
                     q_vectors, positives, _ = training_pairs(data.corpus, data.queries, path)
+                validation = {"validation_queries": dev[0], "validation_positives": dev[1]} if mode == DEV else {}
                 head = SMEC(seed=seed, **MODES[mode]).fit(data.corpus.vectors, queries=q_vectors, positives=positives,
-                                                          embedder_fingerprint=fp, threads=threads)
+                                                          embedder_fingerprint=fp, threads=threads, **validation)
                 cell = {"labelled_queries": len(sub), "pairs": int(len(positives)), "scores": score(head, data, sub),
                         "unsupervised": score(unsup, data, sub),  # the same seed's unsupervised head on the same queries
                         "supervision": head.supervision_}
@@ -124,7 +130,9 @@ def render(results: dict) -> str:
              "(all their judgements) against unsupervised SMEC, same seed. Fit: `trusted` uses the labels at every dim "
              "(`supervised_validation=0`, the fit before model/gate.py); `gated` is the default: 20% of the labelled "
              "queries are held back and, per dim, the supervised map is kept only where it ranks their documents better, by more than chance, "
-             "than an unsupervised fit does (mean paired gain minus 1.645 standard errors above zero; the column says at how many seeds each dim kept it). nDCG@10 on all test "
+             "than an unsupervised fit does (mean paired gain minus 1.645 standard errors above zero; the column says at how many seeds each dim kept it); "
+             f"`{DEV}` decides the same way on the dataset's dev qrels instead (NFCorpus's dev queries, less those equal to a drawn training query; "
+             "`fit --validation-qrels`) and trains on all the drawn labels. nDCG@10 on all test "
              "queries and, in brackets, on those held out from the labels the head saw; mean over the seeds shown [n]. "
              "Gain: supervised minus the same seed's unsupervised head, on all test queries and (in brackets) on the "
              "same held-out ones.", "",
@@ -151,7 +159,7 @@ def render(results: dict) -> str:
                 diff = np.mean([c["scores"][dim]["all"] - c["unsupervised"][dim]["all"] for c in found.values()])
                 held = np.mean([c["scores"][dim]["heldout"] - c["unsupervised"][dim]["heldout"] for c in found.values()])
                 gains.append(f"{diff:+.4f} ({fmt(held, '+.4f')})")
-            if mode == "gated":
+            if mode in ("gated", DEV):
                 kept = ", ".join(f"{d} d: {sum(d in (c.get('supervision') or {}).get('supervised_dims', []) for c in found.values())}"
                                  f"/{len(found)}" for d in DIMS)
             labelled = int(np.mean([v["labelled_queries"] for v in found.values()]))

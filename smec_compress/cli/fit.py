@@ -63,7 +63,10 @@ def report_supervision(head) -> None:
     s = head.supervision_
     if not s:
         return
-    out.print(f"supervision checked on {s['held_out_queries']} held-back labelled queries (nDCG@10, supervised vs unsupervised):")
+    from ..model.head import VALIDATION_HELD_BACK
+
+    checked_on = s.get("validation", VALIDATION_HELD_BACK)  # heads saved before validation pairs existed
+    out.print(f"supervision checked on {s['held_out_queries']} {checked_on} (nDCG@10, supervised vs unsupervised):")
     for d in head.dims_:
         sup, unsup = s["ndcg10_supervised"].get(str(d)), s["ndcg10_unsupervised"][str(d)]
         kept = "supervised" if d in s["supervised_dims"] else "unsupervised"
@@ -78,6 +81,7 @@ def fit(
     queries: Annotated[Optional[Path], typer.Option(help="Query embeddings: with --qrels, supervised fitting; without, unlabelled queries (a query log) that anchor the codecs of --budgets and join their choice.")] = None,
     qrels: Annotated[Optional[Path], typer.Option(help="TSV query-id, corpus-id, score: the training pairs.")] = None,
     validation: Annotated[Optional[float], typer.Option("--validation", min=0.0, max=0.95, help="With --qrels: share of the labelled queries held back; at each dim the supervised map is kept only where it ranks their documents better, by more than chance, than an unsupervised fit does (which it also runs), so scarce labels cannot make a dim worse; 0 trusts the labels at every dim [default: the head's, 0.2].")] = None,
+    validation_qrels: Annotated[Optional[Path], typer.Option("--validation-qrels", help="With --qrels: qrels of other queries in --queries (e.g. a dev split) that decide, per dim, whether the supervised map is kept, instead of holding back --validation of the training queries; every training pair is then trained on.")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs of the training schedule (per stage when sequential) [default: the head's, 40].")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Cap on training steps (batches) per stage, so big samples train in bounded time [default: the head's, 2000].")] = None,
     budgets: Annotated[Optional[str], typer.Option("--budgets", help="Byte budgets per vector, e.g. 16,32: for each, the codec (on the full vectors or a head dim) that keeps most of held-back corpus rows' neighbours is chosen, without labels, and saved with the head.")] = None,
@@ -127,6 +131,11 @@ def fit(
         if qrels is None:
             raise SmecError("--validation holds back labelled queries: it needs --queries and --qrels")
         params["supervised_validation"] = validation
+    if validation_qrels is not None:
+        if qrels is None:
+            raise SmecError("--validation-qrels checks a supervised fit: it needs --queries and --qrels")
+        if validation is not None:
+            raise SmecError("give --validation (a share of the training queries held back) or --validation-qrels, not both")
     meta = read_meta(embeddings)
     input_dim = meta.dim or dataset_dim(embeddings, columns=columns)  # a foreign file: from its first row
     normalized = meta.normalized is not False
@@ -147,16 +156,22 @@ def fit(
     else:
         limit = "--sample-rows" if rows == sample_rows else f"{format_bytes(budget.bytes)}, the {budget.source}"
         err.print(f"training on a uniform sample of {rows:,} of {total_rows:,} rows of {input_dim} d (limited by {limit})")
-    keep = {d for rel in read_qrels(qrels).values() for d in rel} if qrels is not None else set()
+    judged = [read_qrels(path) for path in (qrels, validation_qrels) if path is not None]
+    keep = {d for q in judged for rel in q.values() for d in rel}  # labelled documents stay in the sample
     with progress_bar() as bar:
         task = bar.add_task("read corpus", total=total_rows)
         corpus, _ = sample_embeddings(embeddings, rows, seed=seed, columns=columns, keep_ids=keep,
                                           batch_rows=read_batch_rows(input_dim), progress=lambda n: bar.advance(task, n))
     fit_args: dict = {}
     if queries is not None and qrels is not None:
-        q_vectors, positives, report = training_pairs(corpus, read_embeddings(queries, columns=columns), qrels)
+        query_embeddings = read_embeddings(queries, columns=columns)
+        q_vectors, positives, report = training_pairs(corpus, query_embeddings, qrels)
         err.print(report)
         fit_args = {"queries": q_vectors, "positives": positives}
+        if validation_qrels is not None:
+            v_vectors, v_positives, report = training_pairs(corpus, query_embeddings, validation_qrels, kind="validation")
+            err.print(report)
+            fit_args |= {"validation_queries": v_vectors, "validation_positives": v_positives}
     elif queries is not None:
         anchors = read_embeddings(queries, columns=columns)
         fp, other = corpus.meta.fingerprint, anchors.meta.fingerprint

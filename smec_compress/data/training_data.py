@@ -9,8 +9,9 @@ from .beir import read_qrels
 from .io import Embeddings
 
 
-def training_pairs(corpus: Embeddings, queries: Embeddings, qrels_path) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(query_vectors, positive_doc_rows, report)``: one row per judged relevant pair.
+def training_pairs(corpus: Embeddings, queries: Embeddings, qrels_path, *, kind: str = "training") -> tuple[np.ndarray, np.ndarray, str]:
+    """``(query_vectors, positive_doc_rows, report)``: one row per judged relevant pair
+    (``kind`` names what the pairs are for in the report: training or validation).
 
     Judgements with score <= 0 are not positives. Pairs naming ids missing from the embeddings are
     dropped and counted in the report; none left at all is an error.
@@ -37,7 +38,7 @@ def training_pairs(corpus: Embeddings, queries: Embeddings, qrels_path) -> tuple
             f"{qrels_path}: no usable pairs ({unknown_q} name unknown queries, {unknown_d} unknown documents); "
             "are --queries and the corpus the ones these qrels refer to?"
         )
-    report = f"{len(q_rows)} training pairs from {qrels_path}"
+    report = f"{len(q_rows)} {kind} pairs from {qrels_path}"
     if unknown_q or unknown_d:
         report += f" (skipped {unknown_q} pairs with unknown query ids, {unknown_d} with unknown doc ids)"
     return queries.vectors[q_rows], np.asarray(d_rows, dtype=np.int64), report

@@ -73,6 +73,30 @@ def _held_back(queries: np.ndarray, positives: np.ndarray, n_rows: int, cfg: Fit
     return Supervision.from_pairs(queries[split.train], positives[split.train], n_rows), held
 
 
+VALIDATION_HELD_BACK = "held-back labelled queries"  # supervision_["validation"]: what the gate scored
+VALIDATION_GIVEN = "validation queries"
+
+
+def _validation(queries, positives, validation_queries, validation_positives, n_rows: int, cfg: FitConfig):
+    """The supervision (every labelled pair) and the gate's validation queries with their positive
+    rows, when the caller gives validation pairs of its own (e.g. a dev split's qrels) instead of
+    holding back some training queries."""
+    from .gate import held_out_queries
+    from .train import Supervision, checked_positives
+
+    if (validation_queries is None) != (validation_positives is None):
+        raise SmecError("validation_queries and validation_positives must be given together")
+    if cfg.supervised_validation == 0:
+        raise SmecError("supervised_validation=0 trusts the labels at every dim: give no validation pairs then")
+    v_queries = check_matrix("validation_queries", validation_queries, input_dim=queries.shape[1])
+    v_positives = checked_positives(validation_positives, len(v_queries), n_rows)
+    trained = {row.tobytes() for row in np.ascontiguousarray(queries)}
+    fresh = np.flatnonzero([row.tobytes() not in trained for row in np.ascontiguousarray(v_queries)])
+    if not len(fresh):  # a query trained on would flatter the supervised map: such pairs are left out
+        raise SmecError("every validation query is also a training query: give queries of another split")
+    return Supervision.from_pairs(queries, positives, n_rows), held_out_queries(v_queries, v_positives, fresh)
+
+
 def _labelled(progress, label: str):
     """``progress`` with each step's stage named ``label`` first: a gated fit runs two schedules."""
     if progress is None:
@@ -159,11 +183,14 @@ class SMEC:
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in FitConfig.field_names()}
 
-    def fit(self, X, queries=None, positives=None, *, budgets=(), anchor_queries=None, anchor_ids=None,
-            embedder_fingerprint: str | None = None, threads: int | None = None, progress=None,
-            codec_progress=None) -> "SMEC":
+    def fit(self, X, queries=None, positives=None, *, validation_queries=None, validation_positives=None,
+            budgets=(), anchor_queries=None, anchor_ids=None, embedder_fingerprint: str | None = None,
+            threads: int | None = None, progress=None, codec_progress=None) -> "SMEC":
         """Learn the head on rows ``X`` (N, D); with ``queries`` (M, D) and ``positives`` (M,)
         (index into X of each query's relevant row, one row per pair) also learn from pairs.
+        A supervised fit is gated (``model.gate``): by default on ``supervised_validation`` of
+        its labelled queries, held back; with ``validation_queries`` / ``validation_positives``
+        (pairs as above, e.g. a dev split's) on those instead, and it trains on every pair.
         ``budgets`` (bytes per vector) then choose and fit a codec for each (``model.budgets``);
         ``anchor_queries`` (M, D), unlabelled queries such as a query log, join that choice and
         anchor the rank-trained codecs (the head's own training does not use them yet); their
@@ -181,11 +208,16 @@ class SMEC:
         budgets, anchor_queries = _checked_codec_args(X, budgets, cfg, anchor_queries, anchor_ids)  # before training
         if (queries is None) != (positives is None):
             raise SmecError("queries and positives must be given together (supervised fit) or not at all")
+        validated = validation_queries is not None or validation_positives is not None
+        if validated and queries is None:
+            raise SmecError("validation pairs check a supervised fit: give queries and positives too")
         sup = held = None
         if queries is not None:
             queries = check_matrix("queries", queries, input_dim=X.shape[1])
             positives = checked_positives(positives, len(queries), len(X))
-            if cfg.supervised_validation > 0:
+            if validated:
+                sup, held = _validation(queries, positives, validation_queries, validation_positives, len(X), cfg)
+            elif cfg.supervised_validation > 0:
                 sup, held = _held_back(queries, positives, len(X), cfg)
             else:
                 sup = Supervision.from_pairs(queries, positives, len(X))
@@ -194,7 +226,8 @@ class SMEC:
                 chain = fit_chain(X, cfg, sup, _labelled(progress, "supervised") if held and sup else progress)
                 self._set_state(cfg, X.shape[1], chain.collapsed(), chain.raw_state(), embedder_fingerprint)
                 if held:
-                    self._keep_better_maps(X, cfg, held, supervised=sup is not None, progress=progress)
+                    self._keep_better_maps(X, cfg, held, supervised=sup is not None, progress=progress,
+                                           source=VALIDATION_GIVEN if validated else VALIDATION_HELD_BACK)
                 self._fit_codecs(X, budgets, anchor_queries, anchor_ids, codec_progress)
             except RuntimeError as e:  # torch reports a failed allocation as RuntimeError
                 if "allocate" in str(e):
@@ -202,7 +235,7 @@ class SMEC:
                 raise
         return self
 
-    def _keep_better_maps(self, X: np.ndarray, cfg: FitConfig, held, *, supervised: bool, progress) -> None:
+    def _keep_better_maps(self, X: np.ndarray, cfg: FitConfig, held, *, supervised: bool, progress, source: str) -> None:
         """At each dim keep this (supervised) fit's map only where it scores the ``held`` back
         labelled queries clearly better than an unsupervised fit of the same settings (``model.gate``);
         record both scores in ``supervision_``. Without a supervised fit (every query held back)
@@ -221,7 +254,7 @@ class SMEC:
         self.weights_ = {d: (self if d in kept else plain).weights_[d] for d in self.dims_}
         if plain is not self:
             self.stages_state_ = {**self.stages_state_, **{f"unsupervised.{k}": v for k, v in plain.stages_state_.items()}}
-        self.supervision_ = {"held_out_queries": len(held[1]), "supervised_dims": kept,
+        self.supervision_ = {"held_out_queries": len(held[1]), "validation": source, "supervised_dims": kept,
                              "ndcg10_supervised": {str(d): float(v.mean()) for d, v in ours.items()},
                              "ndcg10_unsupervised": {str(d): float(v.mean()) for d, v in theirs.items()}}
 

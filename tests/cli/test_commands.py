@@ -159,6 +159,27 @@ def test_a_supervised_fit_says_per_dim_which_map_the_held_back_queries_kept(head
 
 
 @pytest.mark.slow
+def test_a_supervised_fit_can_be_checked_on_a_dev_splits_qrels(head_and_corpus):
+    t = head_and_corpus
+    write_embeddings(t / "q.parquet", [f"q{i}" for i in range(40)], clustered(n=40, d=24, seed=3))
+    (t / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{i}\t1\n" for i in range(30)))
+    (t / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{i}\t1\n" for i in range(30, 40)))
+    base = ("fit", t / "c.parquet", "--dims", "12,6", "--epochs", "1")
+    for extra, message in [(("--validation-qrels", t / "dev.tsv"), "needs --queries and --qrels"),
+                           (("--queries", t / "q.parquet", "--qrels", t / "train.tsv", "--validation", "0.2",
+                             "--validation-qrels", t / "dev.tsv"), "not both")]:
+        result = run_cli(*base, *extra, "--out", t / "h5")
+        assert result.returncode == 2 and message in result.stderr and not (t / "h5").exists(), result.stderr
+    result = run_cli(*base, "--queries", t / "q.parquet", "--qrels", t / "train.tsv", "--validation-qrels", t / "dev.tsv",
+                     "--out", t / "h5")
+    assert result.returncode == 0, result.stderr
+    assert "30 training pairs" in result.stderr and "10 validation pairs" in result.stderr
+    s = SMEC.load(t / "h5").supervision_
+    assert s["validation"] == "validation queries" and s["held_out_queries"] == 10
+    assert "supervision checked on 10 validation queries" in result.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stopped_embed_leaves_no_output_and_no_temporary(tmp_path, sig, code):
     out = tmp_path / "out" / "s.parquet"

@@ -99,3 +99,34 @@ def test_no_validation_trusts_the_labels_at_every_dim_and_a_bad_share_is_refused
     for bad in (1.0, -0.1, "a"):
         with pytest.raises(SmecError, match="supervised_validation"):
             SMEC(dims=(8,), supervised_validation=bad, **FAST).fit(X, queries=X[:4], positives=np.arange(4))
+
+
+def test_validation_pairs_decide_instead_of_held_back_training_queries():
+    """Given validation pairs (a dev split), the gate scores those, and the supervised map trains on
+    every labelled pair: where it is kept it is the map of a fit that trusts all the labels."""
+    X = clustered(n=600, d=24, clusters=12)
+    q, pos = _offset_queries(X)
+    args = dict(dims=(12, 6), seed=0, supervised_weight=1.0, **FAST)
+    head = SMEC(**args).fit(X, queries=q[:80], positives=pos[:80], validation_queries=q[80:], validation_positives=pos[80:])
+    s = head.supervision_
+    assert s["validation"] == "validation queries" and s["held_out_queries"] == 40 and s["supervised_dims"], s
+    trusted = SMEC(**{**args, "supervised_validation": 0}).fit(X, queries=q[:80], positives=pos[:80])
+    for d in s["supervised_dims"]:
+        np.testing.assert_allclose(head.transform(X, d), trusted.transform(X, d), atol=1e-6)
+    overlapping = SMEC(**args).fit(X, queries=q[:80], positives=pos[:80], validation_queries=q[70:], validation_positives=pos[70:])
+    assert overlapping.supervision_["held_out_queries"] == 40  # the 10 validation queries trained on are left out
+
+
+def test_validation_pairs_that_cannot_check_a_supervised_fit_are_refused():
+    X = clustered(n=300, d=24)
+    q, pos = X[:40] + 0.01, np.arange(40)
+    cases = [({}, dict(validation_queries=q, validation_positives=pos), "give queries and positives too"),
+             ({}, dict(queries=q, positives=pos, validation_queries=q[:5]), "must be given together"),
+             ({"supervised_validation": 0}, dict(queries=q[:30], positives=pos[:30], validation_queries=q[30:],
+                                                 validation_positives=pos[30:]), "trusts the labels"),
+             ({}, dict(queries=q, positives=pos, validation_queries=q[:5], validation_positives=pos[:5]), "also a training query"),
+             ({}, dict(queries=q[:30], positives=pos[:30], validation_queries=q[30:], validation_positives=pos[30:] + 1000),
+              "positives")]
+    for params, fit_args, message in cases:
+        with pytest.raises(SmecError, match=message):
+            SMEC(dims=(8,), **params, **FAST).fit(X, **fit_args)
