@@ -8,9 +8,14 @@ so every number in BENCHMARKS.md comes from a script run, never from an edit by 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from fit_defaults import SECTIONS, banner  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 ORDER = ["smec_quality", "fit_speed", "defaults", "quality", "matrix", "scarce_labels", "budgets", "codec_time", "opq_trainers", "budget_ivf", "rescore", "service", "dot_product", "io_memory", "formats", "scale", "fit_scale"]
 
@@ -24,9 +29,18 @@ trec_eval (pytrec_eval).
 """
 
 
+def with_banner(stem: str, markdown: str) -> str:
+    """``markdown`` with a note under its heading when its heads were fitted at other defaults."""
+    note = banner(markdown) if stem in SECTIONS else ""
+    if not note:
+        return markdown
+    heading, _, rest = markdown.partition("\n")
+    return f"{heading}\n\n{note}{rest}"
+
+
 def main() -> None:
     sections = sorted(RESULTS.glob("*.md"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem))
-    body = "\n".join(p.read_text().rstrip() + "\n" for p in sections)
+    body = "\n".join(with_banner(p.stem, p.read_text()).rstrip() + "\n" for p in sections)
     (ROOT / "BENCHMARKS.md").write_text(HEADER + "\n" + body)
     print(f"BENCHMARKS.md: {len(sections)} sections ({', '.join(p.stem for p in sections)})")
 

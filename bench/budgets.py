@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from smec_compress import write_embeddings  # noqa: E402
+from fit_defaults import fresh_if_changed, tag  # noqa: E402
 from results_file import save_results  # noqa: E402
 from smec_compress.evaluation.baselines import PCA  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
@@ -346,13 +347,15 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--budgets", nargs="+", type=int, default=[16, 32, 48, 64])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--heads", type=Path, default=default_cache_dir() / "bench-budgets", help="fitted heads, reused")
+    ap.add_argument("--heads", type=Path, default=default_cache_dir() / f"bench-budgets-{tag()}", help="fitted heads, reused")
     ap.add_argument("--threads", type=int, default=1, help="torch and FAISS threads (1: leaves a core to other work)")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--check-exports", action="store_true", help="only check the saved heads' exported indexes")
     args = ap.parse_args()
     path = RESULTS / "budgets.json"
     results = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
+    if not (args.check_exports or args.render_only):
+        results = fresh_if_changed(results, "budgets")
     if not (args.check_exports or args.render_only):  # those keep the measuring run's command and date
         measured = set(results.get("datasets", [])) | set(args.datasets)  # a run resumes, and adds to, earlier runs' cells
         results.update(budgets=args.budgets, datasets=[d for d in DATASETS if d in measured],

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fit_defaults import fresh_if_changed  # noqa: E402
 from results_file import save_results  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
 from smec_compress.evaluation.evalset import load_evalset  # noqa: E402
@@ -99,9 +100,12 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
     path = ROOT / "bench" / "results" / f"{STEM}.json"
     earlier = json.loads(path.read_text()) if path.is_file() else {}
+    if not args.render_only:
+        earlier = fresh_if_changed(earlier, STEM)
     same = earlier.get("threads") == args.threads and earlier.get("budgets") == args.budgets
     results = {"command": "python bench/codec_time.py " + " ".join(sys.argv[1:]), "threads": args.threads,
                "budgets": args.budgets, "cells": earlier.get("cells", {}) if same else {},  # other datasets' rows stay
+               "fit_defaults": earlier.get("fit_defaults"),
                "machine": {"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat()}}
     if args.render_only:
         results = earlier

@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fit_defaults import current  # noqa: E402
 from results_file import save_results  # noqa: E402
 from smec_compress.codecs.base import exact_search  # noqa: E402
 from smec_compress.codecs.budget import neighbour_recall  # noqa: E402
@@ -110,7 +111,8 @@ def main() -> None:
          "docs": len(docs), "queries": len(queries), "judged": sum(q in qrels for q in query_ids), "dim": docs.shape[1],
          "norms": {"min": float(norms.min()), "max": float(norms.max()), "cv": float(norms.std() / norms.mean())},
          "full": scores(docs, queries, doc_ids, query_ids, qrels, truth, lambda a: a),
-         "full_cosine": scores(docs, queries, doc_ids, query_ids, qrels, truth, l2_normalize), "methods": {}}
+         "full_cosine": scores(docs, queries, doc_ids, query_ids, qrels, truth, l2_normalize), "methods": {},
+         "fit_defaults": current()}
     pca = PCA().fit(docs)
     r["methods"]["pca"] = [{str(d): scores(docs, queries, doc_ids, query_ids, qrels, truth,
                                            lambda a, d=d: np.asarray(a, np.float32) @ pca.components_[:d].T)

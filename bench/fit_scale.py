@@ -36,6 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fit_defaults import fresh_if_changed, measured_at, stamped, tag  # noqa: E402
+
 from scale import GIB, run_measured  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from smec_compress import PCA, SMEC, EmbeddingMeta, EmbeddingWriter  # noqa: E402
@@ -74,7 +76,7 @@ def neighbour_recall(database: np.ndarray, queries: np.ndarray, transform, k: in
 def save(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "fit_scale.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "fit_scale.md").write_text(render(results))
+    (RESULTS / "fit_scale.md").write_text(stamped(render(results), measured_at(results)))
 
 
 def narrow(results: dict, args, heads: Path) -> None:
@@ -184,13 +186,14 @@ def main() -> None:
     ap.add_argument("--wide-rows", type=int, default=200_000)
     ap.add_argument("--wide-steps", type=int, default=50)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/smec-fit-scale"))
-    ap.add_argument("--heads", type=Path, default=default_cache_dir() / "bench-fit-scale")
+    ap.add_argument("--heads", type=Path, default=default_cache_dir() / f"bench-fit-scale-{tag()}")
     ap.add_argument("--render-only", action="store_true")
     args = ap.parse_args()
     path = RESULTS / "fit_scale.json"
     results = json.loads(path.read_text()) if path.is_file() else {"narrow": {}}
     if args.render_only:
         return save(results)
+    results = fresh_if_changed(results, "fit_scale", "narrow")
     results["machine"] = {"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat(),
                           "command": "python bench/fit_scale.py " + " ".join(sys.argv[1:])}
     args.workdir.mkdir(parents=True, exist_ok=True)

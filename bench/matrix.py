@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fit_defaults import fresh_if_changed, tag  # noqa: E402
 from results_file import RESULTS, save_results  # noqa: E402
 from smec_compress.evaluation import bootstrap  # noqa: E402
 from smec_compress.evaluation.bootstrap import SIMPLE_REDUCERS, paired_bootstrap, strongest_simple  # noqa: E402
@@ -337,13 +338,15 @@ def main() -> None:
     ap.add_argument("--cells", nargs="+", default=[c.key for c in CELLS], choices=[c.key for c in CELLS])
     ap.add_argument("--threads", type=int, default=2, help="torch and FAISS threads")
     ap.add_argument("--resamples", type=int, default=1000)
-    ap.add_argument("--heads", type=Path, default=default_cache_dir() / "bench-matrix", help="where fitted heads are kept")
+    ap.add_argument("--heads", type=Path, default=default_cache_dir() / f"bench-matrix-{tag()}", help="where fitted heads are kept")
     ap.add_argument("--render-only", action="store_true")
     args = ap.parse_args()
     import json
 
     path = RESULTS / "matrix.json"
     results = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
+    if not args.render_only:
+        results = fresh_if_changed(results, "matrix")
     results["resamples"] = args.resamples
     if not args.render_only:
         import faiss

@@ -29,6 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fit_defaults import current, measured_at, stamped, tag  # noqa: E402
+
 from smec_compress.data.beir import read_qrels  # noqa: E402
 from smec_compress.data.io import Embeddings  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
@@ -116,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "scifact")
     parser.add_argument("--cache", type=Path, help="folder with corpus.npy, queries.npy, corpus_ids.json, query_ids.json")
-    parser.add_argument("--heads", type=Path, default=default_cache_dir() / "bench-heads", help="where fitted heads are kept")
+    parser.add_argument("--heads", type=Path, default=default_cache_dir() / f"bench-heads-{tag()}", help="where fitted heads are kept")
     parser.add_argument("--dims", default=",".join(map(str, DIMS)))
     parser.add_argument("--mpnet", action="store_true", help="also all-mpnet-base-v2 (needs its five PyPI part packages)")
     parser.add_argument("--render-only", action="store_true", help="rewrite quality.md and the plots from quality.json")
@@ -138,7 +140,7 @@ def main() -> None:
         else:
             data = load_evalset(args.data, qrels_path=None, split="test", model=model, cache_dir=default_cache_dir())
         rows, info = run(data, dims, args.heads / key)
-        results[key] = {"title": title, "info": info, "rows": [asdict(r) for r in rows]}
+        results[key] = {"title": title, "info": info, "rows": [asdict(r) for r in rows], "fit_defaults": current()}
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
     render(results)
 
@@ -151,7 +153,7 @@ def render(results: dict) -> None:
         plot_name = "quality_scifact.png" if key == "minilm" else f"quality_scifact_{key}.png"
         plot_quality(rows, RESULTS / plot_name, title=result["title"])
         sections.append(section(result["title"], rows, result["info"], plot_name))
-    (RESULTS / "quality.md").write_text("\n".join(sections))
+    (RESULTS / "quality.md").write_text(stamped("\n".join(sections), measured_at(next(iter(results.values())))))
     print(f"wrote {RESULTS / 'quality.md'}, quality.json and the plot(s)")
 
 

@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fit_defaults import fresh_if_changed, tag  # noqa: E402
 from results_file import save_results  # noqa: E402
 from smec_compress.data.beir import read_qrels  # noqa: E402
 from smec_compress.data.training_data import training_pairs  # noqa: E402
@@ -78,7 +79,7 @@ def score(head: SMEC, data, seen: dict | None) -> dict:
 
 def unsupervised_head(name: str, seed: int, data, threads: int | None) -> SMEC:
     """The seed's unsupervised head, fitted once and cached (a resumed run scores the same head)."""
-    path = default_cache_dir() / "bench-scarce" / f"{name}-{seed}"
+    path = default_cache_dir() / f"bench-scarce-{tag()}" / f"{name}-{seed}"
     if path.exists():
         return SMEC.load(path)
     head = SMEC(seed=seed).fit(data.corpus.vectors, embedder_fingerprint=data.corpus.meta.fingerprint, threads=threads)
@@ -185,6 +186,8 @@ def main() -> None:
     args = ap.parse_args()
     path = RESULTS / "scarce_labels.json"
     results = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
+    if not args.render_only:
+        results = fresh_if_changed(results, "scarce_labels")
     results["cells"] = {(k if k.endswith(f"|{UNSUP}") or k.count("|") == 3 else f"{k}|trusted"): v
                         for k, v in results["cells"].items()}  # cells from before the gate trusted their labels
     if not args.render_only:

@@ -53,6 +53,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fit_defaults import current, stamped  # noqa: E402
+
 from service.store import Store  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
 from smec_compress.evaluation.evalset import load_evalset  # noqa: E402
@@ -435,9 +437,10 @@ def main():
             "uvicorn": loops, "total_s": time.perf_counter() - t_all, "data": "synthetic Gaussian 384-d, L2-normalised",
             "date": date.today().isoformat(), "command": "python bench/service.py " + " ".join(sys.argv[1:])}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "service.json").write_text(json.dumps({"info": info, "results": rows, "scifact": scifact}, indent=2) + "\n")
+    (RESULTS / "service.json").write_text(json.dumps({"info": info, "results": rows, "scifact": scifact,
+                                                      "fit_defaults": current()}, indent=2) + "\n")
     text = render(info, rows, scifact)
-    (RESULTS / "service.md").write_text(text)
+    (RESULTS / "service.md").write_text(stamped(text, current()))
     print(text)
 
 

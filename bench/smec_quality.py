@@ -28,6 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fit_defaults import current, stamped  # noqa: E402
+
 from smec_compress.model.pca import PCA
 from smec_compress.normalize import l2_normalize  # noqa: E402
 from smec_compress.data.beir import read_qrels  # noqa: E402
@@ -241,7 +243,7 @@ def write(results: dict, args, seeds) -> None:
         lines.append(f"Fit on {s['rows']:,} x 384 synthetic vectors: {s['seconds']:.0f} s.")
     else:
         lines.append("Fit on a 1M-row sample of 384-d synthetic vectors: see \"Fit at scale\" (`bench/fit_scale.py`).")
-    (args.out / "smec_quality.md").write_text("\n".join(lines) + "\n")
+    (args.out / "smec_quality.md").write_text(stamped("\n".join(lines) + "\n", current()))
 
 
 if __name__ == "__main__":
