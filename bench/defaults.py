@@ -149,12 +149,16 @@ def mean_row(values: dict[str, list[float]]) -> str:
 
 
 def unseen_over(cells: dict, datasets: list[str], variant: str) -> dict[str, list[float]]:
-    """Per dim, each dataset's mean (variant - default) on the unseen queries."""
-    return {d: [float(np.mean(deltas(cells, ds, variant, "unseen")[d])) for ds in datasets] for d in map(str, DIMS)}
+    """Per dim, each dataset's mean (variant - baseline) on the unseen queries; a dataset with none
+    (NFCorpus: every test query shares a document with the training positives) is left out."""
+    per = {ds: {d: float(np.mean(v)) for d, v in deltas(cells, ds, variant, "unseen").items()} for ds in datasets}
+    kept = [ds for ds in datasets if all(np.isfinite(list(per[ds].values())))] or datasets[:1]
+    return {d: [per[ds][d] for ds in kept] for d in map(str, DIMS)}
 
 
 def unseen_note(over: dict[str, list[float]]) -> str:
-    return " (unseen " + "/".join(f"{np.mean(v):+.4f}" for v in over.values()) + ")"
+    means = [np.mean(v) for v in over.values()]
+    return " (unseen none)" if not np.all(np.isfinite(means)) else " (unseen " + "/".join(f"{m:+.4f}" for m in means) + ")"
 
 
 def wins(over: dict) -> tuple[float, int, bool]:
@@ -188,7 +192,8 @@ def render(results: dict) -> str:
              "runs of the same script). MiniLM; SMEC at the baseline settings (the defaults until 2026-12-03: "
              + ", ".join(f"{k} {v:g}" for k, v in BASE.items()) + "), and each knob whose default was chosen on "
              "SciFact alone flipped one at a time; every variant is paired with the baseline fitted with the same seed. "
-             f"The variant `{TODAY}` is today's default, chosen by this table. "
+             f"The variant `{TODAY}` is today's default, chosen by this table (`lr=1e-2` alone scores within 0.001 of it "
+             "on the mean, noise at 3 seeds; the smaller step was kept). "
              "Test nDCG@10 (exact inner-product search); seeds per row in brackets; rows below the baseline are "
              "variant minus baseline. Supervised rows: the baseline gated fit with the training qrels (SciFact, NFCorpus), "
              "all test queries and, in brackets, the unseen ones (no relevant document among the training positives). "

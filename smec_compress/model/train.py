@@ -247,8 +247,10 @@ def _unsup_loss(cfg: FitConfig, space: Space, c: Tensor, pos: Tensor, full: Tens
     candidate (all rows of ``c``); ``valid`` (B, U) marks the pairs that count."""
     c = space(c)
     comp = c[pos] @ c.T  # (B, U)
-    loss = cfg.sim_weight * losses.similarity_preservation(full, comp, valid)
-    return loss + cfg.kl_weight * losses.rank_kl(full, comp, cfg.temperature, valid)
+    loss = cfg.kl_weight * losses.rank_kl(full, comp, cfg.temperature, valid)
+    if cfg.sim_weight:  # off by default (bench/defaults.py): skip its (B, U) pass
+        loss = loss + cfg.sim_weight * losses.similarity_preservation(full, comp, valid)
+    return loss
 
 
 def _unsup_step(run: StageRun, cfg: FitConfig, idx: Tensor) -> Tensor:
