@@ -116,11 +116,16 @@ class RequestMetrics:
         return getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
 
     def _dim_label(self, scope: Scope) -> str:
+        """The dim searched or compressed (the default dim when none is given); a byte-budget
+        search is ``budget-B``, not the default dim it does not use; "invalid" for anything not served."""
         query = scope.get("query_string", b"")
+        store = self.runtime.store
+        if b"budget=" in query and (budget := parse_qs(query.decode("latin-1")).get("budget", [None])[-1]) is not None:
+            return f"budget-{budget}" if budget.isdigit() and store is not None and int(budget) in store.budgets else "invalid"
         raw = parse_qs(query.decode("latin-1")).get("dim", [None])[-1] if b"dim=" in query else None
         if raw is None:
             return str(self.runtime.default_dim)
-        served = self.runtime.store.dims if self.runtime.store is not None else ()
+        served = store.dims if store is not None else ()
         return raw if raw.isdigit() and int(raw) in served else "invalid"
 
 

@@ -62,3 +62,15 @@ def test_budgets_not_served_are_a_422_that_lists_the_served_ones(budget_head_dir
     client.__exit__(None, None, None)
     with pytest.raises(Exception, match="sign-bit codecs have none"):
         client_for(budget_head_dir, tmp_path / "d2", budgets=[2])
+
+
+def test_budget_searches_are_timed_under_their_budget_not_the_default_dim(budget_head_dir, tmp_path):
+    client = client_for(budget_head_dir, tmp_path / "data")
+    x = unit(np.random.default_rng(2), 20)
+    assert client.post("/documents", json={"ids": [f"d{i}" for i in range(20)], "vectors": x.tolist()}).status_code == 200
+    for budget in (8, 8, 16, 99):
+        client.post(f"/search?budget={budget}", json={"vector": x[0].tolist(), "k": 3})
+    text = client.get("/metrics").text
+    assert 'smec_search_duration_seconds_count{dim="budget-8"} 2.0' in text
+    assert 'smec_request_duration_seconds_count{dim="budget-16",route="/search"} 1.0' in text
+    assert 'smec_request_duration_seconds_count{dim="invalid",route="/search"} 1.0' in text  # 99 is not served
