@@ -53,7 +53,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fit_defaults import current, stamped  # noqa: E402
+from fit_defaults import current, stamped, tag  # noqa: E402
 
 from service.store import Store  # noqa: E402
 from smec_compress.evaluation.cache import default_cache_dir  # noqa: E402
@@ -316,7 +316,7 @@ def overhead(n: int, head, head_dir: Path, n_queries: int, work: Path) -> dict:
 
 def scifact_head(corpus: np.ndarray, cache: Path) -> SMEC:
     """A default SMEC head on the SciFact corpus (seed 0), fitted once and cached."""
-    path = cache / "bench-service" / "scifact-head"
+    path = cache / f"bench-service-{tag()}" / "scifact-head"  # a head of other defaults is not reused
     if path.exists():
         return SMEC.load(path)
     head = SMEC(seed=0).fit(corpus)

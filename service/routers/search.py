@@ -5,7 +5,7 @@ FastAPI's solving of them cost more than a small search; for the same reason ``s
 runs the endpoint just inside the body limit and metrics, past the router. A search small enough
 to take well under a millisecond (``SMEC_INLINE_SEARCH_SCORES``: query rows times documents) runs
 on the event loop: the hop to the thread pool and back is a large part of its time
-(``bench/service.py``, 100k documents: 71% of in-process QPS over HTTP on the loop, 66% through
+(``bench/service.py``, 100k documents: 74% of in-process QPS over HTTP on the loop, 68% through
 the pool). Bigger ones go to the pool, so the loop keeps answering other requests while FAISS
 (which releases the GIL) works.
 """
