@@ -17,8 +17,8 @@ class FitConfig:
     """Every knob of a fit. Defaults are chosen on the mean over every shared dataset (SciFact,
     NFCorpus, CISI; all-MiniLM-L6-v2), not on SciFact alone: BENCHMARKS "Fit speed" (the schedule)
     and "Defaults across datasets" (``bench/defaults.py``: each knob flipped alone, paired with the
-    default, same seed; a flip wins only where it is better on the mean over datasets and dims and at
-    more than half the dims). Knobs not listed there were measured on SciFact only."""
+    baseline fit, same seed; a flip wins only where it is better on the mean over datasets and dims
+    and at more than half the dims; the baseline is the defaults before lr and sim_weight moved). Knobs not listed there were measured on SciFact only."""
 
     dims: tuple[int, ...] = (128, 64, 48, 32, 16)
     # 40 epochs of joint training: within 0.005 of 0.1.0's sequential 20-epoch default at every dim on
