@@ -72,10 +72,10 @@ def fresh_if_changed(results: dict, name: str, cells: str = "cells") -> dict:
     """``results`` as saved, or emptied of its ``cells`` when they were fitted at other defaults
     (saved before stamps existed: the defaults of ``BEFORE_STAMPS``): a resumed run never mixes
     cells of two defaults in one table."""
-    then = measured_at(results) if results.get(cells) else current()
-    if changed(then):
+    diff = changed(measured_at(results)) if results.get(cells) else {}
+    if diff:
         print(f"{name}: the saved cells were fitted at other defaults "
-              f"({', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed(then).items())}): starting afresh", flush=True)
+              f"({', '.join(f'{k} {a} -> {b}' for k, (a, b) in diff.items())}): starting afresh", flush=True)
         results = {**results, cells: {}}
     return {**results, "fit_defaults": current()}
 

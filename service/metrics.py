@@ -120,9 +120,10 @@ class RequestMetrics:
         search is ``budget-B``, not the default dim it does not use; "invalid" for anything not served."""
         query = scope.get("query_string", b"")
         store = self.runtime.store
-        if b"budget=" in query and (budget := parse_qs(query.decode("latin-1")).get("budget", [None])[-1]) is not None:
+        params = parse_qs(query.decode("latin-1")) if b"dim=" in query or b"budget=" in query else {}  # parsed once
+        if (budget := params.get("budget", [None])[-1]) is not None:
             return f"budget-{budget}" if budget.isdigit() and store is not None and int(budget) in store.budgets else "invalid"
-        raw = parse_qs(query.decode("latin-1")).get("dim", [None])[-1] if b"dim=" in query else None
+        raw = params.get("dim", [None])[-1]
         if raw is None:
             return str(self.runtime.default_dim)
         served = store.dims if store is not None else ()
