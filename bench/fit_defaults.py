@@ -68,15 +68,16 @@ def tag() -> str:
     return hashlib.sha1(json.dumps(current(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def fresh_if_changed(results: dict, name: str, cells: str = "cells") -> dict:
-    """``results`` as saved, or emptied of its ``cells`` when they were fitted at other defaults
-    (saved before stamps existed: the defaults of ``BEFORE_STAMPS``): a resumed run never mixes
-    cells of two defaults in one table."""
-    diff = changed(measured_at(results)) if results.get(cells) else {}
+def fresh_if_changed(results: dict, name: str, cells: str | tuple[str, ...] = "cells") -> dict:
+    """``results`` as saved, or emptied of its ``cells`` (one key or several) when they were fitted
+    at other defaults (saved before stamps existed: the defaults of ``BEFORE_STAMPS``): a resumed
+    run never mixes cells of two defaults in one table."""
+    keys = (cells,) if isinstance(cells, str) else cells
+    diff = changed(measured_at(results)) if any(results.get(k) for k in keys) else {}
     if diff:
         print(f"{name}: the saved cells were fitted at other defaults "
               f"({', '.join(f'{k} {a} -> {b}' for k, (a, b) in diff.items())}): starting afresh", flush=True)
-        results = {**results, cells: {}}
+        results = {**{k: v for k, v in results.items() if k not in keys}, **{k: {} for k in keys}}
     return {**results, "fit_defaults": current()}
 
 

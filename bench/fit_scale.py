@@ -114,7 +114,7 @@ def narrow(results: dict, args, heads: Path) -> None:
 
 def wide(results: dict, args, work: Path) -> None:
     """Section 2: a 4,096-d corpus on disk, fitted by the CLI under prlimit --as=8G."""
-    if "wide" in results:
+    if results.get("wide"):
         return
     corpus = work / "wide.parquet"
     batches = clustered(args.wide_rows + HELD_BACK, 4096, seed=1, batch=16_384)
@@ -168,7 +168,7 @@ def render(r: dict) -> str:
                      f"{v['seconds_per_step']:.3f}" if v.get("seconds_per_step") else ""]
             lines.append("| " + " | ".join(cells + [f"{rec[d]:.4f}" if d in rec else "" for d in dims]) + " |")
         lines.append("")
-    if "wide" in r:
+    if r.get("wide"):
         w = r["wide"]
         lines += [f"4,096-d: {w['rows_on_disk']:,} clustered vectors in Parquet, `fit --dims 256,128,64 --max-steps "
                   f"{w['max_steps']}` under `prlimit --as={w['address_space_limit'] / GIB:.0f}G` with no --max-memory: "
@@ -193,7 +193,7 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.is_file() else {"narrow": {}}
     if args.render_only:
         return save(results)
-    results = fresh_if_changed(results, "fit_scale", "narrow")
+    results = fresh_if_changed(results, "fit_scale", ("narrow", "wide"))
     results["machine"] = {"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat(),
                           "command": "python bench/fit_scale.py " + " ".join(sys.argv[1:])}
     args.workdir.mkdir(parents=True, exist_ok=True)

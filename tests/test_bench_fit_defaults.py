@@ -45,3 +45,11 @@ def test_saved_cells_of_other_defaults_are_dropped_and_current_ones_kept(capsys)
     assert "starting afresh" in capsys.readouterr().out
     assert fit_defaults.fresh_if_changed({"narrow": {}}, "bench", "narrow") == {"narrow": {}, "fit_defaults": now}
     assert fit_defaults.tag() == fit_defaults.tag() and len(fit_defaults.tag()) == 8
+
+
+def test_every_named_cell_key_is_dropped_together():
+    now = fit_defaults.current()
+    old = {"narrow": {"a": 1}, "wide": {"b": 2}, "fit_defaults": {**now, "lr": 9.0}}
+    assert fit_defaults.fresh_if_changed(old, "bench", ("narrow", "wide")) == {"narrow": {}, "wide": {}, "fit_defaults": now}
+    only_wide = {"narrow": {}, "wide": {"b": 2}, "fit_defaults": {**now, "lr": 9.0}}
+    assert fit_defaults.fresh_if_changed(only_wide, "bench", ("narrow", "wide"))["wide"] == {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import FitConfig
@@ -45,16 +46,23 @@ class Stage(nn.Module):
         self.ads = ADS(width, k, logits)
         self.ads.logits.requires_grad_(use_ads)
 
-    def project(self, h: Tensor, x: Tensor) -> Tensor:
-        """Un-pruned output: ``W h + b (+ R x)``."""
-        u = self.linear(h)
-        return u if self.residual is None else u + self.residual(x)
+    def project(self, h: Tensor, x: Tensor, rows: Tensor | None = None) -> Tensor:
+        """``W h + b (+ R x)``: every output, or only the outputs ``rows`` (the kept dims). A stage
+        is square over its input, so the first stage of a 4,096-d head is a 4,096 x 4,096 map of
+        which 256 rows survive: computing only those is 16x less work (3x at 384 -> 128 d) for the
+        same values and gradients (the other rows' gradients are zero either way)."""
+        w, b = self.linear.weight, self.linear.bias
+        r = None if self.residual is None else self.residual.weight
+        if rows is not None:
+            w, b = w.index_select(0, rows), b.index_select(0, rows)
+            r = None if r is None else r.index_select(0, rows)
+        u = F.linear(h, w, b)
+        return u if r is None else u + F.linear(x, r)
 
-    def forward(self, h: Tensor, x: Tensor, mask: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
-        """(un-pruned output, pruned output with the ``keep`` dims): masking then gathering
-        keeps the straight-through gradient of the mask while passing k dims on."""
-        u = self.project(h, x)
-        return u, (u * mask).index_select(1, keep)
+    def forward(self, h: Tensor, x: Tensor, mask: Tensor, keep: Tensor) -> Tensor:
+        """The pruned output: the ``keep`` dims times their mask, which is 1 there in value and
+        carries ADS' straight-through gradient."""
+        return self.project(h, x, keep) * mask.index_select(0, keep)
 
 
 def pca_init(h: np.ndarray, *, center: bool = True) -> tuple[Tensor, Tensor, Tensor]:
@@ -106,7 +114,7 @@ class Chain(nn.Module):
     def _run(stages: list[Stage], x: Tensor) -> Tensor:
         h = x
         for st in stages:
-            h = st.project(h, x).index_select(1, st.ads.selected())
+            h = st.project(h, x, st.ads.selected())
         return h
 
     def collapse(self, upto: int) -> tuple[np.ndarray, np.ndarray]:

@@ -181,9 +181,12 @@ class StageRun:
         stage (if scored) and the pruned output of every trainable stage."""
         outs = []
         for j, (st, m, kp) in enumerate(zip(self.stages, self.masks, self.keeps)):
-            u, h = st(h, x_rows, m, kp)
             if j == 0 and self.score_prev:
+                u = st.project(h, x_rows)
                 outs.append(u)
+                h = (u * m).index_select(1, kp)
+            else:
+                h = st(h, x_rows, m, kp)
             outs.append(h)
         return outs
 

@@ -131,3 +131,27 @@ def test_chain_run_in_row_chunks_equals_one_pass():
     x = torch.from_numpy(X)
     assert torch.allclose(chain.run(x, chunk_rows=64), chain.run(x), atol=1e-6)
     assert chain.run(x, 0) is x
+
+
+def test_a_stage_computes_only_its_kept_rows_with_the_values_and_gradients_of_the_whole_map():
+    """Stage.forward multiplies by the kept rows of W only; the result and every gradient (W, b,
+    the residual and ADS' logits) equal masking the full square output and gathering the kept dims."""
+    from smec_compress.model.chain import Stage
+
+    gen = torch.Generator().manual_seed(0)
+    h, x = torch.randn(32, 24, generator=gen), torch.randn(32, 40, generator=gen)
+    rot, bias = torch.linalg.qr(torch.randn(24, 24, generator=gen))[0], torch.randn(24, generator=gen)
+    grads = []
+    for pruned in (True, False):
+        st = Stage(rot, bias, 8, torch.linspace(0, -3, 24), use_ads=True, input_dim=40)
+        with torch.no_grad():
+            st.residual.weight.normal_(generator=torch.Generator().manual_seed(1))
+        st.train()
+        mask = st.ads.mask(0.5, 1.0, torch.Generator().manual_seed(2))
+        keep = torch.nonzero(mask.detach()).flatten()
+        out = st(h, x, mask, keep) if pruned else (st.project(h, x) * mask).index_select(1, keep)
+        (out.sin().sum()).backward()
+        grads.append([out.detach()] + [p.grad.clone() for p in (st.linear.weight, st.linear.bias, st.residual.weight, st.ads.logits)])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # float32 summation order
+    assert grads[0][1].abs().sum(dim=1).count_nonzero() == 8  # only the kept rows of W learn
