@@ -2,7 +2,7 @@
 the neighbourhoods; a fit on 4,096-d vectors on disk under an address-space limit.
 
     .venv/bin/python bench/fit_scale.py [--rows 1000000] [--variants default joint] [--skip-wide]
-                                        [--wide-rows 200000] [--wide-steps 50] [--render-only]
+                                        [--wide-rows 200000] [--wide-steps 200] [--render-only]
 
 1. 384 d, in memory: ROWS + 10,000 clustered unit vectors (bench/scale.py's generator: 200
    Gaussian clusters); the last 10,000 are held back as queries. Each variant is fitted on the ROWS
@@ -184,7 +184,7 @@ def main() -> None:
     ap.add_argument("--skip-wide", action="store_true")
     ap.add_argument("--skip-narrow", action="store_true")
     ap.add_argument("--wide-rows", type=int, default=200_000)
-    ap.add_argument("--wide-steps", type=int, default=50)
+    ap.add_argument("--wide-steps", type=int, default=200)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/smec-fit-scale"))
     ap.add_argument("--heads", type=Path, default=default_cache_dir() / f"bench-fit-scale-{tag()}")
     ap.add_argument("--render-only", action="store_true")
