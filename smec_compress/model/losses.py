@@ -7,6 +7,8 @@ so they can be tested on hand-computed tensors without any model.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,18 +31,32 @@ def similarity_preservation(full: Tensor, comp: Tensor, valid: Tensor | None = N
     return (diff * valid).sum() / valid.sum().clamp(min=1)
 
 
-def rank_kl(full: Tensor, comp: Tensor, temperature: float, valid: Tensor | None = None) -> Tensor:
+@dataclass(frozen=True)
+class RankTarget:
+    """The teacher side of ``rank_kl``: softmax(full / t) over each anchor's valid candidates, as
+    probabilities and their logs. It depends on the full-dim similarities only, so a step that
+    scores several dims (the nested stages) computes it once, not once per dim."""
+
+    p: Tensor  # (B, C), zero on invalid candidates
+    log_p: Tensor  # (B, C)
+
+    @classmethod
+    def of(cls, full: Tensor, temperature: float, valid: Tensor | None = None) -> "RankTarget":
+        log_p = F.log_softmax(_masked_logits(full, temperature, valid), dim=1)
+        p = log_p.exp()
+        return cls(p if valid is None else p * valid, log_p)
+
+
+def rank_kl(full: Tensor | RankTarget, comp: Tensor, temperature: float, valid: Tensor | None = None) -> Tensor:
     """Mean over anchors of KL(softmax(full / t) || softmax(comp / t)) over candidates.
 
     With a small t the target distribution is concentrated on each anchor's nearest
     candidates, so this preserves the top of the ranking, which is what nDCG@10 rewards.
+    ``full`` may be a ``RankTarget`` already computed from it (same ``temperature`` and ``valid``).
     """
-    p_log = F.log_softmax(_masked_logits(full, temperature, valid), dim=1)
+    target = full if isinstance(full, RankTarget) else RankTarget.of(full, temperature, valid)
     q_log = F.log_softmax(_masked_logits(comp, temperature, valid), dim=1)
-    p = p_log.exp()
-    if valid is not None:
-        p = p * valid
-    return (p * (p_log - q_log)).sum(dim=1).mean()
+    return (target.p * (target.log_p - q_log)).sum(dim=1).mean()
 
 
 def info_nce(sims: Tensor, temperature: float, valid: Tensor | None = None) -> Tensor:

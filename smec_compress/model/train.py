@@ -245,12 +245,13 @@ def _train(run: StageRun, cfg: FitConfig, gen: torch.Generator, label: str, prog
         st.eval()
 
 
-def _unsup_loss(cfg: FitConfig, space: Space, c: Tensor, pos: Tensor, full: Tensor, valid: Tensor) -> Tensor:
+def _unsup_loss(cfg: FitConfig, space: Space, c: Tensor, pos: Tensor, full: Tensor, valid: Tensor,
+                target: losses.RankTarget) -> Tensor:
     """Similarity preservation + rank KL of each anchor (rows ``pos`` of ``c``) against every
     candidate (all rows of ``c``); ``valid`` (B, U) marks the pairs that count."""
     c = space(c)
     comp = c[pos] @ c.T  # (B, U)
-    loss = cfg.kl_weight * losses.rank_kl(full, comp, cfg.temperature, valid)
+    loss = cfg.kl_weight * losses.rank_kl(target, comp, cfg.temperature, valid)
     if cfg.sim_weight:  # off by default (bench/defaults.py): skip its (B, U) pass
         loss = loss + cfg.sim_weight * losses.similarity_preservation(full, comp, valid)
     return loss
@@ -273,7 +274,8 @@ def _unsup_step(run: StageRun, cfg: FitConfig, idx: Tensor) -> Tensor:
         valid &= in_batch | (full >= hardest)
     outs = run.forward(run.h_in[cand], run.x[cand])
     pos = torch.searchsorted(cand, idx)  # where each anchor sits among the candidates
-    return sum(w * _unsup_loss(cfg, run.space, c, pos, full, valid) for w, c in zip(run.weights, outs))
+    target = losses.RankTarget.of(full, cfg.temperature, valid)  # one teacher for every scored dim
+    return sum(w * _unsup_loss(cfg, run.space, c, pos, full, valid, target) for w, c in zip(run.weights, outs))
 
 
 def _sup_loss(cfg: FitConfig, space: Space, cq: Tensor, cd: Tensor, cm: Tensor | None, valid: Tensor) -> Tensor:

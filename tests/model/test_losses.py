@@ -42,3 +42,16 @@ def test_info_nce_known_value_and_mask():
     assert math.isclose(float(losses.info_nce(sims, 1.0)), -math.log(math.e / (math.e + 2)), rel_tol=1e-6)
     valid = torch.tensor([[True, True, False]])
     assert math.isclose(float(losses.info_nce(sims, 1.0, valid)), -math.log(math.e / (math.e + 1)), rel_tol=1e-5)
+
+
+def test_a_precomputed_rank_target_gives_the_same_loss_and_gradient():
+    gen = torch.Generator().manual_seed(0)
+    full, comp = torch.randn(6, 9, generator=gen), torch.randn(6, 9, generator=gen, requires_grad=True)
+    valid = torch.rand(6, 9, generator=gen) > 0.3
+    direct = losses.rank_kl(full, comp, 0.1, valid)
+    (g_direct,) = torch.autograd.grad(direct, comp)
+    target = losses.RankTarget.of(full, 0.1, valid)
+    cached = losses.rank_kl(target, comp, 0.1, valid)
+    (g_cached,) = torch.autograd.grad(cached, comp)
+    assert torch.equal(direct, cached) and torch.equal(g_direct, g_cached)
+    assert float(target.p[~valid].abs().sum()) == 0.0 and torch.allclose(target.p.sum(1), torch.ones(6))
