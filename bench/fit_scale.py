@@ -1,8 +1,9 @@
 """Fit at scale (issue 14): a fit on a 1M-row sample of 384-d vectors, timed, and what it keeps of
 the neighbourhoods; a fit on 4,096-d vectors on disk under an address-space limit.
 
-    .venv/bin/python bench/fit_scale.py [--rows 1000000] [--variants default joint] [--skip-wide]
-                                        [--wide-rows 200000] [--wide-steps 200] [--render-only]
+    .venv/bin/python bench/fit_scale.py [--rows 1000000] [--variants sequential joint] [--skip-narrow]
+                                        [--skip-wide] [--wide-rows 200000] [--wide-steps 200]
+                                        [--skip-profile] [--render-only]
 
 1. 384 d, in memory: ROWS + 10,000 clustered unit vectors (bench/scale.py's generator: 200
    Gaussian clusters); the last 10,000 are held back as queries. Each variant is fitted on the ROWS
@@ -15,6 +16,7 @@ the neighbourhoods; a fit on 4,096-d vectors on disk under an address-space limi
    (dims 256,128,64, ``--max-steps WIDE_STEPS``) under ``prlimit --as=8G``, with no --max-memory: the
    sample is sized from the limit. Reported: wall time, the sample size the CLI chose, peak RSS of
    the process tree, and recall@10 at 256 d against PCA's at 256 d (held-back rows as above).
+3. Where a step goes: torch.profiler over 20 steps of the default fit on ROWS x 384 (``profile``).
 Results go to ``bench/results/fit_scale.{json,md}`` after each step, so an interrupted run keeps
 what it measured; ``--render-only`` rebuilds the markdown.
 """
@@ -49,8 +51,11 @@ DATABASE = 100_000
 # Explicit parameters, so rows keep their meaning when defaults change. On a 1M-row sample both joint
 # schedules (20 or 40 epochs, today's default) hit the 2,000-step cap: the same fit.
 VARIANTS = {"sequential": {"sequential": True, "epochs_per_stage": 20},  # 0.1.0's default
-            "joint": {"sequential": False, "epochs_per_stage": 40}}
-LABELS = {"sequential": "sequential (0.1.0's default)", "joint": "joint (the default)"}
+            "joint": {"sequential": False, "epochs_per_stage": 40},
+            "joint-sim1": {"sequential": False, "epochs_per_stage": 40, "sim_weight": 1.0},
+            "joint-lr1e-3": {"sequential": False, "epochs_per_stage": 40, "lr": 1e-3}}
+LABELS = {"sequential": "sequential (0.1.0's default)", "joint": "joint (the default)",
+          "joint-sim1": "joint, sim_weight 1", "joint-lr1e-3": "joint, lr 1e-3"}
 CLI = [sys.executable, "-m", "smec_compress"]
 
 
@@ -149,6 +154,51 @@ def wide(results: dict, args, work: Path) -> None:
     save(results)
 
 
+PROFILE_WAIT, PROFILE_WARMUP, PROFILE_STEPS = 40, 5, 20  # the wait fills the S-XBM queue (8,192 rows = 32 batches)
+BACKWARD, OPTIMIZER = "autograd::engine::evaluate_function", "Optimizer.step"
+
+
+def profile(results: dict, args) -> None:
+    """Section 3: where a step of the default fit goes, from torch.profiler over PROFILE_STEPS
+    steps of a ROWS x 384 fit after the memory queue is full: the backward pass and the optimiser
+    (inclusive times of their top-level events), the rest (batch selection, forward, losses), and
+    the operators with the most self time."""
+    if results.get("profile"):
+        return
+    import torch
+    from torch.profiler import ProfilerActivity, schedule
+    from torch.profiler import profile as torch_profile
+
+    torch.set_num_threads(2)
+    train = np.concatenate(list(clustered(args.rows, 384)))
+    steps = PROFILE_WAIT + PROFILE_WARMUP + PROFILE_STEPS
+    params = {**VARIANTS["joint"], "max_steps_per_stage": steps}
+    sched = schedule(wait=PROFILE_WAIT, warmup=PROFILE_WARMUP, active=PROFILE_STEPS, repeat=1)
+    with torch_profile(activities=[ProfilerActivity.CPU], schedule=sched) as prof:
+        SMEC(**params).fit(train, threads=2, progress=lambda _: prof.step())
+    events = prof.key_averages()
+    per_step = 1e-3 / PROFILE_STEPS  # profiler microseconds -> milliseconds per step
+    total = sum(e.self_cpu_time_total for e in events) * per_step
+    phase = {name: sum(e.cpu_time_total for e in events if e.key.startswith(name)) * per_step for name in (BACKWARD, OPTIMIZER)}
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:8]
+    results["profile"] = {"rows": args.rows, "params": params, "steps": PROFILE_STEPS, "ms_per_step": total,
+                          "backward_ms": phase[BACKWARD], "optimizer_ms": phase[OPTIMIZER],
+                          "ops": [{"op": e.key, "ms": e.self_cpu_time_total * per_step, "calls": e.count // PROFILE_STEPS}
+                                  for e in top]}
+    save(results)
+
+
+def render_profile(p: dict) -> list[str]:
+    rest = p["ms_per_step"] - p["backward_ms"] - p["optimizer_ms"]
+    lines = [f"Where a step goes: torch.profiler over {p['steps']} steps of the default (joint) fit on {p['rows']:,} x 384 "
+             f"rows, after the memory queue is full: {p['ms_per_step']:.0f} ms per step of profiled CPU time, "
+             f"of which the backward pass {p['backward_ms']:.0f} ms, the optimiser {p['optimizer_ms']:.0f} ms and the rest "
+             f"(candidate selection, forward, losses) {rest:.0f} ms. The operators with the most self time:", "",
+             "| operator | ms per step | share | calls per step |", "|---|---:|---:|---:|"]
+    lines += [f"| `{o['op']}` | {o['ms']:.1f} | {o['ms'] / p['ms_per_step']:.0%} | {o['calls']} |" for o in p["ops"]]
+    return lines + [""]
+
+
 def render(r: dict) -> str:
     m = r["machine"]
     lines = ["## Fit at scale", "", f"`{m['command']}` ({m['date']}, {m['arch']}, {m['nproc']} CPUs; 2 torch threads).", ""]
@@ -174,15 +224,18 @@ def render(r: dict) -> str:
                   f"{w['max_steps']}` under `prlimit --as={w['address_space_limit'] / GIB:.0f}G` with no --max-memory: "
                   f"the CLI chose a {w['sample_rows']:,}-row sample; {w['secs']:.0f} s, peak RSS {w['peak_rss'] / GIB:.2f} GiB; "
                   f"recall@10 at 256 d {w['recall_at_10_256d']:.4f} against PCA's {w['pca_recall_at_10_256d']:.4f}.", ""]
+    if r.get("profile"):
+        lines += render_profile(r["profile"])
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=sorted(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=["sequential", "joint"], choices=sorted(VARIANTS))
     ap.add_argument("--skip-wide", action="store_true")
     ap.add_argument("--skip-narrow", action="store_true")
+    ap.add_argument("--skip-profile", action="store_true")
     ap.add_argument("--wide-rows", type=int, default=200_000)
     ap.add_argument("--wide-steps", type=int, default=200)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/smec-fit-scale"))
@@ -193,7 +246,7 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.is_file() else {"narrow": {}}
     if args.render_only:
         return save(results)
-    results = fresh_if_changed(results, "fit_scale", ("narrow", "wide"))
+    results = fresh_if_changed(results, "fit_scale", ("narrow", "wide", "profile"))
     results["machine"] = {"arch": platform.machine(), "nproc": os.cpu_count(), "date": date.today().isoformat(),
                           "command": "python bench/fit_scale.py " + " ".join(sys.argv[1:])}
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +254,8 @@ def main() -> None:
         narrow(results, args, args.heads)
     if not args.skip_wide:
         wide(results, args, args.workdir)
+    if not args.skip_profile:
+        profile(results, args)
     save(results)
 
 
