@@ -18,7 +18,8 @@ class FitConfig:
     NFCorpus, CISI; all-MiniLM-L6-v2), not on SciFact alone: BENCHMARKS "Fit speed" (the schedule)
     and "Defaults across datasets" (``bench/defaults.py``: each knob flipped alone, paired with the
     baseline fit, same seed; a flip wins only where it is better on the mean over datasets and dims
-    and at more than half the dims; the baseline is the defaults before lr and sim_weight moved). Knobs not listed there were measured on SciFact only."""
+    and at more than half the dims; the baseline is the defaults before lr moved), and, for a fit at
+    scale, neighbour recall on a 1M-row sample ("Fit at scale"). Knobs not listed there were measured on SciFact only."""
 
     dims: tuple[int, ...] = (128, 64, 48, 32, 16)
     # 40 epochs of joint training: within 0.005 of 0.1.0's sequential 20-epoch default at every dim on
@@ -29,19 +30,19 @@ class FitConfig:
     # 512 (half the steps): -0.003 on the mean over the 3 datasets and dims (3 seeds), better at 1 of 4
     # dims (NFCorpus -0.006 to -0.008 at every dim)
     batch_size: int = 256
-    # 3e-3 with sim_weight 0 (the default since 2026-12-03, against lr 1e-3 + sim_weight 1 before):
-    # +0.006 on the mean over the 3 datasets, 3 seeds, better at every dim (NFCorpus +0.011 to +0.020
-    # at every dim and seed; CISI -0.008 / -0.005 at 48 / 64 d). Supervised (seed 0): +0.006 over SciFact
-    # and NFCorpus, +0.008 on SciFact's unseen-doc queries but below at 16 / 32 d there (-0.002 / -0.005).
-    # Alone: 3e-3 +0.004; 3e-4 -0.007 (seed 0); 1e-2 +0.007 (3 seeds: within 0.001 of this pair, noise;
-    # 1e-2 with sim_weight 0 not measured; the smaller of the two steps was kept)
+    # 3e-3 (the default since 2026-12-03, against 1e-3 before): +0.004 on the mean over the 3 datasets,
+    # 3 seeds, better at every dim, and within 0.005 of 1e-3 on every dataset and dim (CISI 64 d -0.004).
+    # With sim_weight 0 as well: +0.006 (noise apart), but CISI -0.008 at 48 d and, on a 1M x 384 fit,
+    # neighbour recall@10 -0.014 at 128 d (BENCHMARKS "Fit at scale"). 1e-2: +0.007, CISI -0.007 at 48 d;
+    # 3e-4: -0.007 (seed 0). Supervised at 3e-3 measured with sim_weight 0 only (seed 0: +0.006).
     lr: float = 3e-3
     # softmax temperature of the rank-KL term; 0.02: -0.012 on the mean (seed 0), 0.1: -0.007
     temperature: float = 0.05
     kl_weight: float = 1.0
-    # mean |cos_full - cos_compressed|, off: with lr 3e-3 (above); alone, 0 was +0.002 on the mean over
-    # 3 seeds against 1, better at every dim (NFCorpus +0.008 to +0.011 at 64 d, CISI -0.005)
-    sim_weight: float = 0.0
+    # mean |cos_full - cos_compressed|: 0 is +0.002 on the mean over 3 datasets and seeds (noise; CISI
+    # -0.005 at 64 d) but keeps less of the neighbourhoods at scale: joint 1M x 384 fit at lr 3e-3,
+    # recall@10 at 128 d 0.216 with 1, 0.202 with 0 (BENCHMARKS "Fit at scale"); its pass costs ~20% of a step
+    sim_weight: float = 1.0
     # SMRL's L(dim_{i-1}) on the un-pruned output of the stage before, so sequential=True only (joint
     # training trains every stage at once: no earlier stage's output to keep); 1.0 measured worse there
     prev_dim_weight: float = 0.0

@@ -252,7 +252,7 @@ def _unsup_loss(cfg: FitConfig, space: Space, c: Tensor, pos: Tensor, full: Tens
     c = space(c)
     comp = c[pos] @ c.T  # (B, U)
     loss = cfg.kl_weight * losses.rank_kl(target, comp, cfg.temperature, valid)
-    if cfg.sim_weight:  # off by default (bench/defaults.py): skip its (B, U) pass
+    if cfg.sim_weight:  # 0 skips its (B, U) pass
         loss = loss + cfg.sim_weight * losses.similarity_preservation(full, comp, valid)
     return loss
 
