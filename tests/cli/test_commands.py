@@ -89,7 +89,9 @@ def test_fit_with_budgets_saves_and_reports_a_codec_per_budget(head_and_corpus):
     assert "3 B: " in result.stdout and "12 B: " in result.stdout and "recall@10" in result.stdout
     head = SMEC.load(t / "h2")
     assert head.budgets_ == (3, 12) and all(head.encode(clustered(n=5, d=24), budget=b).shape[1] <= b for b in (3, 12))
-    assert head.codecs_[3].candidate.codec == "binary-rerank"  # nothing else stores 24 dims in 3 bytes
+    choice = head.codecs_[3].choice  # 3 bytes: sign bits of the 24-d input or int4 / sign bits of the 6-d head
+    assert {"binary-rerank 24 d", "smec+int4 6 d"} <= set(choice.recall)
+    assert choice.recall[choice.candidate.key] == max(choice.recall.values())  # the best by the criterion
     x = read_embeddings(t / "c.parquet").vectors
     for budget in (3, 12):
         result = run_cli("index", t / "c.parquet", "--head", t / "h2", "--budget", str(budget), "--out", t / f"i{budget}")
