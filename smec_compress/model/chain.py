@@ -100,8 +100,8 @@ class Chain(nn.Module):
     def run(self, x: Tensor, upto: int | None = None, *, chunk_rows: int = 65_536) -> Tensor:
         """Inference pass (deterministic ADS selection) through the first ``upto`` stages (all by
         default); no normalisation. With no stages this is ``x`` itself. Rows go through in chunks,
-        so the un-pruned (rows x width) temporaries stay small: over a whole 1M x 384 sample they
-        were a second copy of it."""
+        so its (rows x dim) temporaries stay small: over a whole 1M x 384 sample, un-pruned,
+        they were a second copy of it."""
         stages = list(self.stages)[:upto]
         if not stages or len(x) <= chunk_rows:
             return self._run(stages, x)
