@@ -78,7 +78,7 @@ def fresh_if_changed(results: dict, name: str, cells: str | tuple[str, ...] = "c
     if diff:
         print(f"{name}: the saved cells were fitted at other defaults "
               f"({', '.join(f'{k} {a} -> {b}' for k, (a, b) in diff.items())}): starting afresh", flush=True)
-        results = {**{k: v for k, v in results.items() if k not in keys}, **{k: {} for k in keys}}
+        results = {**results, **{k: {} for k in keys}}  # one new dict each: the cells are filled in place
     return {**results, "fit_defaults": current()}
 
 
